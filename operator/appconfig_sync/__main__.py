@@ -1,0 +1,3 @@
+from appconfig_sync.cli import main
+
+raise SystemExit(main())

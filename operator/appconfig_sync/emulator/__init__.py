@@ -1,0 +1,1 @@
+"""A local Azure App Configuration service that the unmodified Azure SDKs talk to."""
