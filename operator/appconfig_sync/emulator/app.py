@@ -78,10 +78,6 @@ class Emulator:
 EMULATOR = web.AppKey("emulator", Emulator)
 
 
-class ConnectionDropped(Exception):
-    """Raised after a `drop` fault closed the connection, so nothing is written back."""
-
-
 def build_app(emulator: Emulator, extra_routes: Iterable[web.RouteDef] = ()) -> web.Application:
     app = web.Application(middlewares=[observe, inject_faults, authenticate], client_max_size=1024 * 1024)
     app[EMULATOR] = emulator
@@ -123,7 +119,7 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
             response = exc.response()
         except web.HTTPException as exc:
             response = _http_exception_problem(exc)
-        except (ConnectionDropped, asyncio.CancelledError):
+        except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("%s %s failed", request.method, request.path)
@@ -172,7 +168,8 @@ async def inject_faults(request: web.Request, handler: Handler) -> web.StreamRes
     if fault.drop:
         if request.transport is not None:
             request.transport.abort()
-        raise ConnectionDropped()
+        # aiohttp treats a cancelled handler as a client that went away: nothing is written or logged.
+        raise asyncio.CancelledError()
     if fault.status is not None:
         headers = {"Retry-After": _seconds(fault.retry_after)} if fault.retry_after is not None else None
         return problem(fault.status, "injected-fault", "Injected fault", f"fault {fault.id} on route '{route}'",

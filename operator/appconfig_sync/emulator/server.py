@@ -52,7 +52,9 @@ class EmulatorServer:
 
     @property
     def endpoint(self) -> str:
-        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+        # A wildcard bind address is not something a client can connect to.
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     @property
     def connection_string(self) -> str:
