@@ -1,0 +1,323 @@
+"""The emulator's Entra ID, driven only through the unmodified azure-identity credentials (sync and aio)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import ssl
+import time
+import urllib.request
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from aiohttp import web
+from azure.core.exceptions import ClientAuthenticationError
+from azure.identity import ClientSecretCredential, ManagedIdentityCredential, WorkloadIdentityCredential
+from azure.identity import aio as identity_aio
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+from appconfig_sync.emulator import identity
+from appconfig_sync.emulator.identity import TokenIssuer
+from appconfig_sync.emulator.tls import ensure_tls
+
+APPCONFIG = "https://appconfig.azure.com"
+SCOPE = APPCONFIG + "/.default"
+SP_ID, SP_SECRET = "11111111-0000-0000-0000-000000000001", "sp-secret-value"
+WI_ID, WI_JWKS_ID = "22222222-0000-0000-0000-000000000001", "22222222-0000-0000-0000-000000000002"
+MI_ID = "33333333-0000-0000-0000-000000000001"
+KUBE_ISSUER = "https://kubernetes.default.svc.cluster.local"
+SA_SUBJECT = "system:serviceaccount:appconfig-sync:operator"
+
+
+@dataclass
+class Emulator:
+    origin: str
+    ca: str
+    issuer: TokenIssuer
+    sa_key: rsa.RSAPrivateKey  # plays the kube-apiserver's service-account signing key
+
+
+@pytest.fixture
+async def emulator(tmp_path: Path) -> AsyncIterator[Emulator]:
+    tls = ensure_tls(tmp_path / "tls")
+    sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwks = tmp_path / "sa-jwks.json"
+    jwks.write_text(json.dumps({"keys": [dict(RSAAlgorithm.to_jwk(sa_key.public_key(), as_dict=True),
+                                              kid="sa-key", use="sig", alg="RS256")]}))
+    issuer = TokenIssuer()
+    issuer.add_client_secret(SP_ID, SP_SECRET)
+    issuer.add_federated_credential(WI_ID, KUBE_ISSUER, SA_SUBJECT)
+    issuer.add_federated_credential(WI_JWKS_ID, KUBE_ISSUER, SA_SUBJECT, jwks=jwks)
+    issuer.add_managed_identity(None)
+    issuer.add_managed_identity(MI_ID)
+    app = web.Application()
+    app.add_routes(issuer.routes())
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls.server_context())
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield Emulator(f"https://127.0.0.1:{port}", str(tls.ca_cert), issuer, sa_key)
+    await runner.cleanup()
+
+
+@pytest.fixture
+def authority(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
+    monkeypatch.setenv("AZURE_AUTHORITY_HOST", emulator.origin)
+    return emulator
+
+
+def _service_account_token(key: rsa.RSAPrivateKey, **overrides: Any) -> str:
+    now = int(time.time())
+    claims = {"iss": KUBE_ISSUER, "sub": SA_SUBJECT, "aud": ["api://AzureADTokenExchange"], "iat": now,
+              "nbf": now, "exp": now + 3600}
+    claims.update(overrides)
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "sa-key"})
+
+
+def _workload_env(monkeypatch: pytest.MonkeyPatch, emulator: Emulator, tmp_path: Path, client_id: str,
+                  assertion: str) -> None:
+    token_file = tmp_path / "sa-token"
+    token_file.write_text(assertion)
+    monkeypatch.setenv("AZURE_TENANT_ID", emulator.issuer.tenant_id)
+    monkeypatch.setenv("AZURE_CLIENT_ID", client_id)
+    monkeypatch.setenv("AZURE_FEDERATED_TOKEN_FILE", str(token_file))
+
+
+def _claims(token: str) -> dict[str, Any]:
+    return jwt.decode(token, options={"verify_signature": False})
+
+
+# ---- service principal (client secret) ----
+
+async def test_client_secret_credential_sync(authority: Emulator) -> None:
+    credential = ClientSecretCredential(authority.issuer.tenant_id, SP_ID, SP_SECRET,
+                                        disable_instance_discovery=True, connection_verify=authority.ca)
+    token = await asyncio.to_thread(credential.get_token, SCOPE)
+    assert authority.issuer.verify(token.token, APPCONFIG)
+    assert authority.issuer.verify(token.token, APPCONFIG + "/")
+    assert not authority.issuer.verify(token.token, "https://vault.azure.net")
+    claims = _claims(token.token)
+    assert claims["iss"] == f"{authority.origin}/{authority.issuer.tenant_id}/v2.0"
+    assert (claims["aud"], claims["appid"], claims["tid"]) == (APPCONFIG, SP_ID, authority.issuer.tenant_id)
+    assert claims["sub"] == claims["oid"]
+
+
+async def test_client_secret_credential_aio(authority: Emulator) -> None:
+    async with identity_aio.ClientSecretCredential(authority.issuer.tenant_id, SP_ID, SP_SECRET,
+                                                   connection_verify=authority.ca) as credential:
+        token = await credential.get_token("https://vault.azure.net/.default")
+    assert authority.issuer.verify(token.token, "https://vault.azure.net")
+    assert token.expires_on > time.time() + 3000
+
+
+async def test_wrong_client_secret_is_refused_sync(authority: Emulator) -> None:
+    credential = ClientSecretCredential(authority.issuer.tenant_id, SP_ID, "not-the-secret",
+                                        disable_instance_discovery=True, connection_verify=authority.ca)
+    with pytest.raises(ClientAuthenticationError, match="AADSTS7000215: Invalid client secret") as raised:
+        await asyncio.to_thread(credential.get_token, SCOPE)
+    assert "not-the-secret" not in str(raised.value)
+
+
+async def test_wrong_client_secret_is_refused_aio(authority: Emulator) -> None:
+    async with identity_aio.ClientSecretCredential(authority.issuer.tenant_id, SP_ID, "not-the-secret",
+                                                   connection_verify=authority.ca) as credential:
+        with pytest.raises(ClientAuthenticationError, match=r"\(invalid_client\) AADSTS7000215") as raised:
+            await credential.get_token(SCOPE)
+    assert "not-the-secret" not in str(raised.value)
+
+
+async def test_unknown_client_and_wrong_tenant_are_refused(authority: Emulator) -> None:
+    async with identity_aio.ClientSecretCredential(authority.issuer.tenant_id, "unknown-app", SP_SECRET,
+                                                   connection_verify=authority.ca) as credential:
+        with pytest.raises(ClientAuthenticationError, match="AADSTS700016: Application with identifier 'unknown-app'"):
+            await credential.get_token(SCOPE)
+    async with identity_aio.ClientSecretCredential("other-tenant", SP_ID, SP_SECRET,
+                                                   connection_verify=authority.ca) as credential:
+        with pytest.raises(ClientAuthenticationError, match="AADSTS90002: Tenant 'other-tenant' not found"):
+            await credential.get_token(SCOPE)
+
+
+async def test_requests_ca_bundle_is_trusted_by_sync_credentials(authority: Emulator,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # requests reads REQUESTS_CA_BUNDLE at request time; aiohttp has no such variable (see the docs).
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", authority.ca)
+    credential = ClientSecretCredential(authority.issuer.tenant_id, SP_ID, SP_SECRET, disable_instance_discovery=True)
+    token = await asyncio.to_thread(credential.get_token, SCOPE)
+    assert authority.issuer.verify(token.token, APPCONFIG)
+
+
+# ---- workload identity (federated service-account token) ----
+
+@pytest.mark.parametrize("client_id", [WI_ID, WI_JWKS_ID])
+async def test_workload_identity_credential_sync(authority: Emulator, monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path, client_id: str) -> None:
+    _workload_env(monkeypatch, authority, tmp_path, client_id, _service_account_token(authority.sa_key))
+    credential = WorkloadIdentityCredential(connection_verify=authority.ca)
+    token = await asyncio.to_thread(credential.get_token, SCOPE)
+    assert authority.issuer.verify(token.token, APPCONFIG)
+    assert _claims(token.token)["appid"] == client_id
+
+
+async def test_workload_identity_credential_aio(authority: Emulator, monkeypatch: pytest.MonkeyPatch,
+                                                tmp_path: Path) -> None:
+    _workload_env(monkeypatch, authority, tmp_path, WI_JWKS_ID, _service_account_token(authority.sa_key))
+    async with identity_aio.WorkloadIdentityCredential(connection_verify=authority.ca) as credential:
+        token = await credential.get_token(SCOPE)
+    assert authority.issuer.verify(token.token, APPCONFIG)
+
+
+@pytest.mark.parametrize(
+    ("client_id", "overrides", "error"),
+    [
+        (WI_ID, {"sub": "system:serviceaccount:other:sa"}, "AADSTS700213: .* subject 'system:serviceaccount:other:sa'"),
+        (WI_ID, {"iss": "https://elsewhere.test"}, "AADSTS700211: .* issuer 'https://elsewhere.test'"),
+        (WI_ID, {"aud": ["https://kubernetes.default.svc"]}, "AADSTS700212: .* audience"),
+        (WI_ID, {"iat": 1, "nbf": 1, "exp": 2}, "AADSTS700024: Client assertion is not within its valid time range"),
+        (WI_JWKS_ID, {"signed_by_another_key": True}, "AADSTS700027: Client assertion failed signature validation"),
+    ],
+)
+async def test_bad_federated_assertion_is_refused(authority: Emulator, monkeypatch: pytest.MonkeyPatch,
+                                                  tmp_path: Path, client_id: str, overrides: dict[str, Any],
+                                                  error: str) -> None:
+    key = authority.sa_key
+    if overrides.pop("signed_by_another_key", False):
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    _workload_env(monkeypatch, authority, tmp_path, client_id, _service_account_token(key, **overrides))
+    async with identity_aio.WorkloadIdentityCredential(connection_verify=authority.ca) as credential:
+        with pytest.raises(ClientAuthenticationError, match=error):
+            await credential.get_token(SCOPE)
+
+
+# ---- managed identity ----
+
+@pytest.fixture(params=["app_service", "imds"])
+def managed_identity_env(request: pytest.FixtureRequest, emulator: Emulator,
+                         monkeypatch: pytest.MonkeyPatch) -> Emulator:
+    for name in ("AZURE_CLIENT_ID", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_TENANT_ID", "IDENTITY_ENDPOINT",
+                 "IDENTITY_HEADER", "MSI_ENDPOINT", "IMDS_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)  # any of these would make ManagedIdentityCredential pick another flow
+    if request.param == "app_service":
+        monkeypatch.setenv("IDENTITY_ENDPOINT", emulator.origin + "/msi/token")
+        monkeypatch.setenv("IDENTITY_HEADER", emulator.issuer.identity_header)
+    else:
+        monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", emulator.origin)
+    return emulator
+
+
+@pytest.mark.parametrize("client_id", [None, MI_ID])
+async def test_managed_identity_credential_sync(managed_identity_env: Emulator, client_id: str | None) -> None:
+    emulator = managed_identity_env
+    credential = ManagedIdentityCredential(client_id=client_id, connection_verify=emulator.ca)
+    token = await asyncio.to_thread(credential.get_token, SCOPE)
+    assert emulator.issuer.verify(token.token, APPCONFIG)
+    assert _claims(token.token)["appid"] == (client_id or emulator.issuer.system_assigned_client_id)
+
+
+@pytest.mark.parametrize("client_id", [None, MI_ID])
+async def test_managed_identity_credential_aio(managed_identity_env: Emulator, client_id: str | None) -> None:
+    emulator = managed_identity_env
+    async with identity_aio.ManagedIdentityCredential(client_id=client_id, connection_verify=emulator.ca) as credential:
+        token = await credential.get_token("https://vault.azure.net/.default")
+    assert emulator.issuer.verify(token.token, "https://vault.azure.net")
+    assert token.expires_on > time.time() + 3000
+
+
+async def test_unregistered_managed_identity_is_refused(managed_identity_env: Emulator) -> None:
+    emulator = managed_identity_env
+    async with identity_aio.ManagedIdentityCredential(client_id="not-registered",
+                                                      connection_verify=emulator.ca) as credential:
+        with pytest.raises(ClientAuthenticationError, match="'not-registered' is not registered"):
+            await credential.get_token(SCOPE)
+
+
+async def test_app_service_endpoint_checks_the_identity_header(emulator: Emulator,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IDENTITY_ENDPOINT", emulator.origin + "/msi/token")
+    monkeypatch.setenv("IDENTITY_HEADER", "guessed")
+    async with identity_aio.ManagedIdentityCredential(connection_verify=emulator.ca) as credential:
+        with pytest.raises(ClientAuthenticationError, match="X-IDENTITY-HEADER does not match"):
+            await credential.get_token(SCOPE)
+
+
+# ---- verify() ----
+
+async def test_forged_and_expired_tokens_do_not_verify(authority: Emulator) -> None:
+    async with identity_aio.ClientSecretCredential(authority.issuer.tenant_id, SP_ID, SP_SECRET,
+                                                   connection_verify=authority.ca) as credential:
+        genuine = (await credential.get_token(SCOPE)).token
+    forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    forged = jwt.encode(_claims(genuine), forger, algorithm="RS256", headers=jwt.get_unverified_header(genuine))
+    assert authority.issuer.verify(genuine, APPCONFIG)
+    assert not authority.issuer.verify(forged, APPCONFIG)
+    assert not authority.issuer.verify("not a jwt", APPCONFIG)
+    # Another emulator process signs with its own key, so its tokens are foreign here.
+    assert not TokenIssuer(tenant_id=authority.issuer.tenant_id).verify(genuine, APPCONFIG)
+
+
+async def test_expired_token_does_not_verify(tmp_path: Path) -> None:
+    issuer = TokenIssuer(token_lifetime=1)
+    token, _, _ = issuer._issue("https://127.0.0.1:1", SP_ID, APPCONFIG)
+    assert issuer.verify(token, APPCONFIG)
+    await asyncio.sleep(2.1)
+    assert not issuer.verify(token, APPCONFIG)
+
+
+async def test_openid_document_lets_a_generic_validator_check_tokens(authority: Emulator) -> None:
+    async with identity_aio.ClientSecretCredential(authority.issuer.tenant_id, SP_ID, SP_SECRET,
+                                                   connection_verify=authority.ca) as credential:
+        token = (await credential.get_token(SCOPE)).token
+    context = ssl.create_default_context(cafile=authority.ca)
+    url = f"{authority.origin}/{authority.issuer.tenant_id}/v2.0/.well-known/openid-configuration"
+
+    def validate() -> dict[str, Any]:
+        with urllib.request.urlopen(url, context=context) as response:
+            document = json.load(response)
+        key = jwt.PyJWKClient(document["jwks_uri"], ssl_context=context).get_signing_key_from_jwt(token)
+        return jwt.decode(token, key.key, algorithms=["RS256"], audience=APPCONFIG, issuer=document["issuer"])
+
+    assert (await asyncio.to_thread(validate))["appid"] == SP_ID
+
+
+# ---- command line ----
+
+def test_from_args_registers_every_identity(tmp_path: Path) -> None:
+    jwks = tmp_path / "jwks.json"
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwks.write_text(json.dumps({"keys": [RSAAlgorithm.to_jwk(key.public_key(), as_dict=True)]}))
+    parser = argparse.ArgumentParser()
+    identity.add_arguments(parser)
+    args = parser.parse_args([
+        "--tenant-id", "t1", "--token-lifetime", "600", "--identity-header", "hdr",
+        "--service-principal", "app:se:cret", "--federated-credential", f"wi,{KUBE_ISSUER},{SA_SUBJECT},{jwks}",
+        "--managed-identity", "--managed-identity", MI_ID,
+    ])
+    issuer = TokenIssuer.from_args(args)
+    assert (issuer.tenant_id, issuer.token_lifetime, issuer.identity_header) == ("t1", 600, "hdr")
+    assert issuer._client_secrets == {"app": "se:cret"}
+    assert issuer._federated["wi"][0].jwks is not None
+    assert issuer._managed == {None, MI_ID}
+
+
+@pytest.mark.parametrize("argv", [
+    ["--service-principal", "no-secret"],
+    ["--federated-credential", "only,two"],
+    ["--token-lifetime", "0"],
+])
+def test_bad_flags_are_rejected(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    parser = argparse.ArgumentParser()
+    identity.add_arguments(parser)
+    with pytest.raises(SystemExit):
+        parser.parse_args(argv)
+    assert "expected" in capsys.readouterr().err
+
+
+def test_unreadable_jwks_names_the_credential_and_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="client 'wi': cannot load JWKS file .*kubectl get --raw /openid/v1/jwks"):
+        TokenIssuer().add_federated_credential("wi", KUBE_ISSUER, SA_SUBJECT, jwks=tmp_path / "missing.json")
