@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
+import aiohttp
 import pytest
+from yarl import URL
 from azure.appconfiguration import AzureAppConfigurationClient
 from azure.appconfiguration.aio import AzureAppConfigurationClient as AsyncAzureAppConfigurationClient
 
+from appconfig_sync.emulator.hmac_auth import Credentials, sign
 from appconfig_sync.emulator.server import EmulatorServer
 
 
@@ -39,3 +45,50 @@ async def async_appconfig_client(emulator: EmulatorServer) -> AsyncIterator[Asyn
         emulator.connection_string, retry_total=0
     ) as client:
         yield client
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    content_type: str
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body)
+
+
+Signed = Callable[..., Awaitable[Answer]]
+
+
+@pytest.fixture
+def signed(emulator: EmulatorServer) -> Signed:
+    """`await signed(method, path, body=..., headers=...)`: a raw HMAC-signed request, for what the SDK will not send.
+
+    `signed_path`, `signed_body`, `credentials` and `now` sign something other than what is sent.
+    """
+
+    async def send(
+        method: str,
+        path: str,
+        *,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        signed_path: str | None = None,
+        signed_body: bytes | None = None,
+        credentials: Credentials | None = None,
+        now: datetime | None = None,
+    ) -> Answer:
+        # Sign the target as aiohttp will send it (it re-quotes, e.g. %2A becomes *), as the SDK's policy does.
+        target = URL(emulator.endpoint + (signed_path or path)).raw_path_qs
+        all_headers = sign(credentials or emulator.credentials, method=method, host=f"127.0.0.1:{emulator.port}",
+                           path_and_query=target, body=body if signed_body is None else signed_body,
+                           now=now)  # fmt: skip
+        all_headers.update(headers or {})
+        async with aiohttp.ClientSession() as session:
+            async with session.request(method, emulator.endpoint + path, data=body, headers=all_headers) as response:
+                return Answer(response.status, dict(response.headers), await response.read(), response.content_type)
+
+    return send
