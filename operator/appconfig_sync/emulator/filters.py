@@ -132,11 +132,23 @@ def parse_tag_filters(raw: list[str]) -> list[TagFilter]:
         raise FilterError("tags", f"tags: at most {MAX_TAG_FILTERS} tag filters are allowed")
     result: list[TagFilter] = []
     for item in raw:
-        name, sep, value = item.partition("=")
+        name, sep, value = _split_unescaped(item, "=")
         if not sep or not name:
             raise FilterError("tags", f"tags: '{item}' is not of the form 'name=value'")
         result.append(TagFilter(_unescape_literal(name), None if value in ("\\0", NULL) else _unescape_literal(value)))
     return result
+
+
+def _split_unescaped(text: str, separator: str) -> tuple[str, str, str]:
+    escaped = False
+    for i, ch in enumerate(text):
+        if escaped:
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch == separator:
+            return text[:i], separator, text[i + 1 :]
+    return text, "", ""
 
 
 def _unescape_literal(text: str) -> str:
