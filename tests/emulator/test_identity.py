@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import ssl
 import time
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
-from aiohttp import web
+from azure.appconfiguration import AzureAppConfigurationClient, ConfigurationSetting
+from azure.appconfiguration.provider.aio import load
+from azure.core.credentials import AccessToken
+from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity import ClientSecretCredential, ManagedIdentityCredential, WorkloadIdentityCredential
 from azure.identity import aio as identity_aio
@@ -24,7 +26,10 @@ from jwt.algorithms import RSAAlgorithm
 
 from appconfig_sync.emulator import identity
 from appconfig_sync.emulator.identity import TokenIssuer
+from appconfig_sync.emulator.server import EmulatorServer
 from appconfig_sync.emulator.tls import ensure_tls
+
+pytestmark = pytest.mark.emulator
 
 APPCONFIG = "https://appconfig.azure.com"
 SCOPE = APPCONFIG + "/.default"
@@ -37,6 +42,7 @@ SA_SUBJECT = "system:serviceaccount:appconfig-sync:operator"
 
 @dataclass
 class Emulator:
+    server: EmulatorServer
     origin: str
     ca: str
     issuer: TokenIssuer
@@ -44,8 +50,8 @@ class Emulator:
 
 
 @pytest.fixture
-async def emulator(tmp_path: Path) -> AsyncIterator[Emulator]:
-    tls = ensure_tls(tmp_path / "tls")
+def emulator(tmp_path: Path) -> Iterator[Emulator]:
+    """HTTPS emulator (data plane + Entra ID) with one identity of each kind and one key-value."""
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwks = tmp_path / "sa-jwks.json"
     jwks.write_text(json.dumps({"keys": [dict(RSAAlgorithm.to_jwk(sa_key.public_key(), as_dict=True),
@@ -56,15 +62,13 @@ async def emulator(tmp_path: Path) -> AsyncIterator[Emulator]:
     issuer.add_federated_credential(WI_JWKS_ID, KUBE_ISSUER, SA_SUBJECT, jwks=jwks)
     issuer.add_managed_identity(None)
     issuer.add_managed_identity(MI_ID)
-    app = web.Application()
-    app.add_routes(issuer.routes())
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls.server_context())
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield Emulator(f"https://127.0.0.1:{port}", str(tls.ca_cert), issuer, sa_key)
-    await runner.cleanup()
+    tls = ensure_tls(tmp_path / "tls")
+    with EmulatorServer(tls=tls, issuer=issuer) as server:
+        with AzureAppConfigurationClient.from_connection_string(
+            server.connection_string, connection_verify=str(tls.ca_cert)
+        ) as client:
+            client.set_configuration_setting(ConfigurationSetting(key="App:Greeting", value="hello"))
+        yield Emulator(server, server.endpoint, str(tls.ca_cert), issuer, sa_key)
 
 
 @pytest.fixture
@@ -96,10 +100,10 @@ def _claims(token: str) -> dict[str, Any]:
 
 # ---- service principal (client secret) ----
 
-async def test_client_secret_credential_sync(authority: Emulator) -> None:
+def test_client_secret_credential_sync(authority: Emulator) -> None:
     credential = ClientSecretCredential(authority.issuer.tenant_id, SP_ID, SP_SECRET,
                                         disable_instance_discovery=True, connection_verify=authority.ca)
-    token = await asyncio.to_thread(credential.get_token, SCOPE)
+    token = credential.get_token(SCOPE)
     assert authority.issuer.verify(token.token, APPCONFIG)
     assert authority.issuer.verify(token.token, APPCONFIG + "/")
     assert not authority.issuer.verify(token.token, "https://vault.azure.net")
@@ -117,11 +121,11 @@ async def test_client_secret_credential_aio(authority: Emulator) -> None:
     assert token.expires_on > time.time() + 3000
 
 
-async def test_wrong_client_secret_is_refused_sync(authority: Emulator) -> None:
+def test_wrong_client_secret_is_refused_sync(authority: Emulator) -> None:
     credential = ClientSecretCredential(authority.issuer.tenant_id, SP_ID, "not-the-secret",
                                         disable_instance_discovery=True, connection_verify=authority.ca)
     with pytest.raises(ClientAuthenticationError, match="AADSTS7000215: Invalid client secret") as raised:
-        await asyncio.to_thread(credential.get_token, SCOPE)
+        credential.get_token(SCOPE)
     assert "not-the-secret" not in str(raised.value)
 
 
@@ -144,23 +148,23 @@ async def test_unknown_client_and_wrong_tenant_are_refused(authority: Emulator) 
             await credential.get_token(SCOPE)
 
 
-async def test_requests_ca_bundle_is_trusted_by_sync_credentials(authority: Emulator,
+def test_requests_ca_bundle_is_trusted_by_sync_credentials(authority: Emulator,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     # requests reads REQUESTS_CA_BUNDLE at request time; aiohttp has no such variable (see the docs).
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", authority.ca)
     credential = ClientSecretCredential(authority.issuer.tenant_id, SP_ID, SP_SECRET, disable_instance_discovery=True)
-    token = await asyncio.to_thread(credential.get_token, SCOPE)
+    token = credential.get_token(SCOPE)
     assert authority.issuer.verify(token.token, APPCONFIG)
 
 
 # ---- workload identity (federated service-account token) ----
 
 @pytest.mark.parametrize("client_id", [WI_ID, WI_JWKS_ID])
-async def test_workload_identity_credential_sync(authority: Emulator, monkeypatch: pytest.MonkeyPatch,
+def test_workload_identity_credential_sync(authority: Emulator, monkeypatch: pytest.MonkeyPatch,
                                                  tmp_path: Path, client_id: str) -> None:
     _workload_env(monkeypatch, authority, tmp_path, client_id, _service_account_token(authority.sa_key))
     credential = WorkloadIdentityCredential(connection_verify=authority.ca)
-    token = await asyncio.to_thread(credential.get_token, SCOPE)
+    token = credential.get_token(SCOPE)
     assert authority.issuer.verify(token.token, APPCONFIG)
     assert _claims(token.token)["appid"] == client_id
 
@@ -197,25 +201,29 @@ async def test_bad_federated_assertion_is_refused(authority: Emulator, monkeypat
 
 # ---- managed identity ----
 
-@pytest.fixture(params=["app_service", "imds"])
-def managed_identity_env(request: pytest.FixtureRequest, emulator: Emulator,
-                         monkeypatch: pytest.MonkeyPatch) -> Emulator:
+def _managed_identity_env(monkeypatch: pytest.MonkeyPatch, emulator: Emulator, style: str) -> None:
     for name in ("AZURE_CLIENT_ID", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_TENANT_ID", "IDENTITY_ENDPOINT",
                  "IDENTITY_HEADER", "MSI_ENDPOINT", "IMDS_ENDPOINT"):
         monkeypatch.delenv(name, raising=False)  # any of these would make ManagedIdentityCredential pick another flow
-    if request.param == "app_service":
+    if style == "app_service":
         monkeypatch.setenv("IDENTITY_ENDPOINT", emulator.origin + "/msi/token")
         monkeypatch.setenv("IDENTITY_HEADER", emulator.issuer.identity_header)
     else:
         monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", emulator.origin)
+
+
+@pytest.fixture(params=["app_service", "imds"])
+def managed_identity_env(request: pytest.FixtureRequest, emulator: Emulator,
+                         monkeypatch: pytest.MonkeyPatch) -> Emulator:
+    _managed_identity_env(monkeypatch, emulator, request.param)
     return emulator
 
 
 @pytest.mark.parametrize("client_id", [None, MI_ID])
-async def test_managed_identity_credential_sync(managed_identity_env: Emulator, client_id: str | None) -> None:
+def test_managed_identity_credential_sync(managed_identity_env: Emulator, client_id: str | None) -> None:
     emulator = managed_identity_env
     credential = ManagedIdentityCredential(client_id=client_id, connection_verify=emulator.ca)
-    token = await asyncio.to_thread(credential.get_token, SCOPE)
+    token = credential.get_token(SCOPE)
     assert emulator.issuer.verify(token.token, APPCONFIG)
     assert _claims(token.token)["appid"] == (client_id or emulator.issuer.system_assigned_client_id)
 
@@ -246,43 +254,79 @@ async def test_app_service_endpoint_checks_the_identity_header(emulator: Emulato
             await credential.get_token(SCOPE)
 
 
-# ---- verify() ----
+# ---- the data plane accepts these tokens, and only these ----
 
-async def test_forged_and_expired_tokens_do_not_verify(authority: Emulator) -> None:
-    async with identity_aio.ClientSecretCredential(authority.issuer.tenant_id, SP_ID, SP_SECRET,
-                                                   connection_verify=authority.ca) as credential:
-        genuine = (await credential.get_token(SCOPE)).token
+def _aio_credential(flow: str, emulator: Emulator, monkeypatch: pytest.MonkeyPatch,
+                    tmp_path: Path) -> AsyncTokenCredential:
+    if flow == "client_secret":
+        return identity_aio.ClientSecretCredential(emulator.issuer.tenant_id, SP_ID, SP_SECRET,
+                                                   connection_verify=emulator.ca)
+    if flow == "workload_identity":
+        _workload_env(monkeypatch, emulator, tmp_path, WI_JWKS_ID, _service_account_token(emulator.sa_key))
+        return identity_aio.WorkloadIdentityCredential(connection_verify=emulator.ca)
+    _managed_identity_env(monkeypatch, emulator, flow)
+    return identity_aio.ManagedIdentityCredential(client_id=MI_ID, connection_verify=emulator.ca)
+
+
+@pytest.mark.parametrize("flow", ["client_secret", "workload_identity", "app_service", "imds"])
+async def test_provider_loads_over_https_with_each_aio_credential(authority: Emulator, monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path, flow: str) -> None:
+    async with _aio_credential(flow, authority, monkeypatch, tmp_path) as credential:
+        async with await load(endpoint=authority.origin, credential=credential,
+                              connection_verify=authority.ca) as config:
+            assert config["App:Greeting"] == "hello"
+    assert authority.server.request_log.count(route="kv", status=200) == 1
+
+
+class _FixedToken:
+    """Hands the real client a token we chose: how a forged or stale token reaches the data plane."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken(self._token, int(time.time()) + 3600)
+
+
+def test_forged_and_expired_tokens_are_refused_with_401(authority: Emulator) -> None:
+    credential = ClientSecretCredential(authority.issuer.tenant_id, SP_ID, SP_SECRET,
+                                        disable_instance_discovery=True, connection_verify=authority.ca)
+    genuine = credential.get_token(SCOPE).token
     forger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     forged = jwt.encode(_claims(genuine), forger, algorithm="RS256", headers=jwt.get_unverified_header(genuine))
-    assert authority.issuer.verify(genuine, APPCONFIG)
-    assert not authority.issuer.verify(forged, APPCONFIG)
-    assert not authority.issuer.verify("not a jwt", APPCONFIG)
+    authority.issuer.token_lifetime = 1
+    expired = ClientSecretCredential(authority.issuer.tenant_id, SP_ID, SP_SECRET, disable_instance_discovery=True,
+                                     connection_verify=authority.ca).get_token(SCOPE).token
+    authority.issuer.token_lifetime = 3600
+    time.sleep(2.1)
     # Another emulator process signs with its own key, so its tokens are foreign here.
-    assert not TokenIssuer(tenant_id=authority.issuer.tenant_id).verify(genuine, APPCONFIG)
+    foreign = TokenIssuer(tenant_id=authority.issuer.tenant_id)
+    assert not foreign.verify(genuine, APPCONFIG)
+    assert not authority.issuer.verify("not a jwt", APPCONFIG)
+
+    def read(token: str) -> str | None:
+        with AzureAppConfigurationClient(authority.origin, _FixedToken(token),  # type: ignore[arg-type]
+                                         connection_verify=authority.ca, retry_total=0) as client:
+            return client.get_configuration_setting("App:Greeting").value
+
+    assert read(genuine) == "hello"
+    for token in (forged, expired):
+        with pytest.raises(ClientAuthenticationError):
+            read(token)
+    assert authority.server.request_log.count(route="kv-item", status=401) == 2
 
 
-async def test_expired_token_does_not_verify(tmp_path: Path) -> None:
-    issuer = TokenIssuer(token_lifetime=1)
-    token, _, _ = issuer._issue("https://127.0.0.1:1", SP_ID, APPCONFIG)
-    assert issuer.verify(token, APPCONFIG)
-    await asyncio.sleep(2.1)
-    assert not issuer.verify(token, APPCONFIG)
-
-
-async def test_openid_document_lets_a_generic_validator_check_tokens(authority: Emulator) -> None:
-    async with identity_aio.ClientSecretCredential(authority.issuer.tenant_id, SP_ID, SP_SECRET,
-                                                   connection_verify=authority.ca) as credential:
-        token = (await credential.get_token(SCOPE)).token
+def test_openid_document_lets_a_generic_validator_check_tokens(authority: Emulator) -> None:
+    credential = ClientSecretCredential(authority.issuer.tenant_id, SP_ID, SP_SECRET,
+                                        disable_instance_discovery=True, connection_verify=authority.ca)
+    token = credential.get_token(SCOPE).token
     context = ssl.create_default_context(cafile=authority.ca)
     url = f"{authority.origin}/{authority.issuer.tenant_id}/v2.0/.well-known/openid-configuration"
-
-    def validate() -> dict[str, Any]:
-        with urllib.request.urlopen(url, context=context) as response:
-            document = json.load(response)
-        key = jwt.PyJWKClient(document["jwks_uri"], ssl_context=context).get_signing_key_from_jwt(token)
-        return jwt.decode(token, key.key, algorithms=["RS256"], audience=APPCONFIG, issuer=document["issuer"])
-
-    assert (await asyncio.to_thread(validate))["appid"] == SP_ID
+    with urllib.request.urlopen(url, context=context) as response:
+        document = json.load(response)
+    key = jwt.PyJWKClient(document["jwks_uri"], ssl_context=context).get_signing_key_from_jwt(token)
+    claims = jwt.decode(token, key.key, algorithms=["RS256"], audience=APPCONFIG, issuer=document["issuer"])
+    assert claims["appid"] == SP_ID
 
 
 # ---- command line ----

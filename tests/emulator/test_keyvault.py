@@ -119,8 +119,10 @@ async def test_challenge_and_refusals_on_the_wire(tls_emulator: EmulatorServer) 
         appconfig_token = (await credential.get_token("https://appconfig.azure.com/.default")).token
     forged = jwt.encode(jwt.decode(vault_token, options={"verify_signature": False}),
                         rsa.generate_private_key(public_exponent=65537, key_size=2048), algorithm="RS256")
-    expired_issuer = TokenIssuer(tenant_id=issuer.tenant_id, token_lifetime=1)
-    expired, _, _ = expired_issuer._issue(tls_emulator.endpoint, SP_ID, "https://vault.azure.net")
+    issuer.token_lifetime = 1
+    async with _credential(tls_emulator) as credential:
+        expired = (await credential.get_token("https://vault.azure.net/.default")).token
+    issuer.token_lifetime = 3600
     await asyncio.sleep(2.1)
     ssl_context = ssl.create_default_context(cafile=_ca(tls_emulator))
     async with aiohttp.ClientSession() as session:

@@ -173,12 +173,14 @@ class TokenIssuer:
     # ---- HTTP ----
 
     def routes(self) -> list[web.RouteDef]:
+        # Names are what the request log and fault injection match on.
         return [
-            web.post("/{tenant}/oauth2/v2.0/token", self._token),
-            web.get("/{tenant}/v2.0/.well-known/openid-configuration", self._openid_configuration),
-            web.get("/{tenant}/discovery/v2.0/keys", self._keys),
-            web.get(APP_SERVICE_PATH, self._app_service_token),
-            web.get(IMDS_PATH, self._imds_token),
+            web.post("/{tenant}/oauth2/v2.0/token", self._token, name="entra-token"),
+            web.get("/{tenant}/v2.0/.well-known/openid-configuration", self._openid_configuration,
+                    name="entra-openid-configuration"),
+            web.get("/{tenant}/discovery/v2.0/keys", self._keys, name="entra-keys"),
+            web.get(APP_SERVICE_PATH, self._app_service_token, name="msi-app-service"),
+            web.get(IMDS_PATH, self._imds_token, name="msi-imds"),
         ]
 
     async def _openid_configuration(self, request: web.Request) -> web.Response:
