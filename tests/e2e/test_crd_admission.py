@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
+from appconfig_sync.spec import parse_spec
+
 pytestmark = pytest.mark.cluster
 
 CLIENT_ID = "11111111-2222-3333-4444-555555555555"
@@ -91,6 +93,7 @@ def test_minimal_object_is_accepted_and_defaulted(cluster: Any, crds: None, name
     assert spec["refresh"] == {"interval": "30s"}
     assert spec["target"] == {"configMap": {"name": "web-config", "format": "keys", "keyReplacement": "_"}}
     assert spec["rollout"] == {"policy": "OnChange"}
+    assert parse_spec(get(cluster, namespace, "web")) == parse_spec(minimal() | {"metadata": {"name": "web", "namespace": namespace}})
 
 
 def test_every_field_is_accepted_and_kept(cluster: Any, crds: None, namespace: str) -> None:
@@ -102,6 +105,7 @@ def test_every_field_is_accepted_and_kept(cluster: Any, crds: None, namespace: s
     expected["target"]["configMap"]["keyReplacement"] = "_"
     expected["target"]["secret"].update(format="keys", keyReplacement="_")
     assert spec == expected  # nothing pruned: every field exists in the schema
+    assert parse_spec({"spec": spec}) == parse_spec(body)
 
 
 # (path set in a minimal object, value, the field the server must name, words of the message)
