@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import ssl
 import time
 import urllib.request
@@ -14,6 +15,7 @@ from typing import Any
 
 import jwt
 import pytest
+import requests
 from azure.appconfiguration import AzureAppConfigurationClient, ConfigurationSetting
 from azure.appconfiguration.provider.aio import load
 from azure.core.credentials import AccessToken
@@ -365,3 +367,33 @@ def test_bad_flags_are_rejected(argv: list[str], capsys: pytest.CaptureFixture[s
 def test_unreadable_jwks_names_the_credential_and_the_fix(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="client 'wi': cannot load JWKS file .*kubectl get --raw /openid/v1/jwks"):
         TokenIssuer().add_federated_credential("wi", KUBE_ISSUER, SA_SUBJECT, jwks=tmp_path / "missing.json")
+
+
+# ---- bad input on the wire ----
+
+@pytest.mark.parametrize(
+    ("data", "status", "error"),
+    [
+        ('{"grant_type": "client_credentials"}', 400, "AADSTS900144: .* 'grant_type'"),
+        ({"grant_type": "password", "client_id": SP_ID}, 400, "AADSTS70003"),
+        ({"grant_type": "client_credentials", "client_id": SP_ID, "client_secret": SP_SECRET,
+          "scope": "https://appconfig.azure.com/kv.read"}, 400, "AADSTS1002012"),
+        ({"grant_type": "client_credentials", "client_id": SP_ID, "scope": SCOPE}, 401, "AADSTS7000218"),
+        ({"grant_type": "client_credentials", "client_id": WI_ID, "scope": SCOPE, "client_assertion": "x.y.z",
+          "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, 401, "AADSTS50027"),
+    ],
+)
+def test_malformed_token_requests_get_entra_errors(emulator: Emulator, data: Any, status: int, error: str) -> None:
+    url = f"{emulator.origin}/{emulator.issuer.tenant_id}/oauth2/v2.0/token"
+    response = requests.post(url, data=data, verify=emulator.ca, timeout=10)
+    assert response.status_code == status
+    assert re.search(error, response.json()["error_description"])
+
+
+def test_unknown_tenant_and_missing_metadata_header_are_refused(emulator: Emulator) -> None:
+    document = requests.get(f"{emulator.origin}/other/v2.0/.well-known/openid-configuration",
+                            verify=emulator.ca, timeout=10)
+    assert (document.status_code, document.json()["error"]) == (400, "invalid_tenant")
+    imds = requests.get(f"{emulator.origin}/metadata/identity/oauth2/token",
+                        params={"api-version": "2018-02-01", "resource": APPCONFIG}, verify=emulator.ca, timeout=10)
+    assert (imds.status_code, imds.json()["error_description"]) == (400, "Required metadata header not specified")

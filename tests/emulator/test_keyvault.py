@@ -185,3 +185,26 @@ async def test_provider_resolves_a_key_vault_reference_and_sees_a_rotation(tls_e
             assert config["App:DbPassword"] == "second"
     raw = json.dumps(tls_emulator.request_log.records(path_prefix="/secrets/")[0].to_json())
     assert "first" not in raw and "second" not in raw  # the request log names secrets, never values
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "code"),
+    [
+        ("/secrets/ok-name", b"not json", "BadParameter"),
+        ("/secrets/ok-name", b'{"content": "no value"}', "BadParameter"),
+        ("/secrets/bad_name", b'{"value": "v"}', "BadParameter"),
+        ("/secrets/ok-name", json.dumps({"value": "x" * (25 * 1024 + 1)}).encode(), "BadParameter"),
+    ],
+)
+async def test_bad_writes_get_key_vault_errors(tls_emulator: EmulatorServer, path: str, body: bytes,
+                                               code: str) -> None:
+    async with _credential(tls_emulator) as credential:
+        token = (await credential.get_token("https://vault.azure.net/.default")).token
+    ssl_context = ssl.create_default_context(cafile=_ca(tls_emulator))
+    async with aiohttp.ClientSession() as session:
+        async with session.put(f"{tls_emulator.endpoint}{path}?api-version=2025-07-01", data=body, ssl=ssl_context,
+                               headers={"Authorization": f"Bearer {token}"}) as response:
+            assert response.status == 400
+            assert (await response.json())["error"]["code"] == code
+    with pytest.raises(ValueError, match="SecretVault.set_secret: The request URI contains an invalid name"):
+        _vault(tls_emulator).set_secret("bad_name", "v")

@@ -246,17 +246,17 @@ class TokenIssuer:
             )
 
     def _check_request(self, form: Mapping[str, Any]) -> tuple[str, str]:
-        grant = form.get("grant_type")
+        for required in ("grant_type", "client_id"):
+            if not form.get(required):
+                raise EntraError(400, "invalid_request", 900144,
+                                 f"The request body must contain the following parameter: '{required}'.")
+        grant = form["grant_type"]
         if grant != "client_credentials":
             raise EntraError(
                 400, "unsupported_grant_type", 70003,
                 f"The app requested an unsupported grant type '{grant}'. The emulator serves 'client_credentials'.",
             )
-        client_id = form.get("client_id")
-        if not client_id:
-            raise EntraError(400, "invalid_request", 900144,
-                             "The request body must contain the following parameter: 'client_id'.")
-        return str(client_id), _resource_of_scope(str(form.get("scope", "")))
+        return str(form["client_id"]), _resource_of_scope(str(form.get("scope", "")))
 
     def _unknown_client(self, client_id: str) -> EntraError:
         return EntraError(
