@@ -1,0 +1,256 @@
+"""One AppConfigSync's life: load, render, write if changed, roll, report; then cheap checks per interval.
+
+Everything here is driven by the object itself (its live body) and the store. The only things kept in
+memory are the provider (a cache of the store, rebuilt on start) and what was last written, so an
+operator restart reloads once, finds the targets already current, and writes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from azure.appconfiguration.provider.aio import AzureAppConfigurationProvider
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from appconfig_sync import GROUP, PLURAL, VERSION, events
+from appconfig_sync.access import AccessError, resolve_access
+from appconfig_sync.objects import CONFIG_HASH, REFRESH_REQUESTED, ObjectRef
+from appconfig_sync.render import FEATURE_MANAGEMENT, RenderError, data_hash, render
+from appconfig_sync.rollout import roll
+from appconfig_sync.spec import AppConfigSyncSpec, RolloutPolicy, SpecError, parse_spec
+from appconfig_sync.status import Outcome, next_status, status_patch
+from appconfig_sync.store import Failure, StoreAccess, classify, open_store
+from appconfig_sync.targets import TargetConflict, apply_target
+
+MAX_BACKOFF = 300.0
+SPEC_POLL = 1.0
+# Failures that a retry at the normal interval can fix as soon as the user acts (e.g. creates the Secret).
+USER_FIXABLE = {"SecretNotFound", "TargetConflict", "InvalidKeys", "TooLarge", "InvalidStoreSettings"}
+
+
+@dataclass(frozen=True)
+class Kube:
+    """The Kubernetes API groups this operator writes to (the official client; calls run in threads)."""
+
+    core: client.CoreV1Api
+    apps: client.AppsV1Api
+    custom: client.CustomObjectsApi
+
+    @classmethod
+    def from_api_client(cls, api: client.ApiClient) -> Kube:
+        return cls(client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api))
+
+
+@dataclass
+class Loaded:
+    """The store as loaded for one generation of the spec (and one on-demand refresh request)."""
+
+    spec: AppConfigSyncSpec
+    provider: AzureAppConfigurationProvider
+    access: StoreAccess
+    key: tuple[int, str | None]
+    reloaded: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class SyncLoop:
+    body: Mapping[str, Any]  # kopf's live view: always the latest object
+    kube: Kube
+    logger: logging.Logger | logging.LoggerAdapter
+    target_hashes: Callable[[str, str], str | None]
+    """(namespace, name) -> the data hash a target ConfigMap holds now, from the operator's watch."""
+
+    loaded: Loaded | None = None
+    published_hash: str | None = None
+    """The data hash the target ConfigMap should hold; a different one in the watch means a manual edit."""
+    written_status: dict[str, Any] | None = None
+    failures: int = 0
+    retry_after: float | None = None
+
+    @property
+    def ref(self) -> ObjectRef:
+        return ObjectRef.of_sync(self.body)
+
+    def _load_key(self) -> tuple[int, str | None]:
+        meta = self.body["metadata"]
+        return meta.get("generation", 0), (meta.get("annotations") or {}).get(REFRESH_REQUESTED)
+
+    async def run(self, stopped: Any) -> None:
+        try:
+            while not stopped:
+                delay = await self.step()
+                await self._sleep(delay, stopped)
+        finally:
+            await self._close()
+
+    async def step(self) -> float:
+        """One pass; returns how long to wait before the next one."""
+        if self.loaded is None or self.loaded.key != self._load_key():
+            outcome = await self._load()
+        else:
+            outcome = await self._check()
+        if outcome is None:  # idle: nothing changed, nothing to report
+            return self.loaded.spec.refresh.interval.total_seconds() if self.loaded else 1.0
+        await self._report(outcome)
+        return self._delay(outcome)
+
+    async def _load(self) -> Outcome:
+        await self._close()
+        key = self._load_key()
+        try:
+            spec = parse_spec(self.body)
+        except SpecError as exc:
+            return self._failed(Failure("InvalidSpec", f"{exc.field}: {exc.message}"))
+        try:
+            access = await asyncio.to_thread(resolve_access, self.kube.core, self.ref.namespace, spec)
+        except AccessError as exc:
+            return self._failed(Failure(exc.reason, exc.message))
+        reloaded = asyncio.Event()
+        try:
+            provider = await open_store(spec, access, reloaded.set)
+        except Exception as exc:  # noqa: BLE001 - every store error becomes a reason in status
+            await access.close()
+            return self._failed(classify(exc))
+        self.loaded = Loaded(spec, provider, access, key, reloaded)
+        return await self._publish(refresh_request=key[1])
+
+    async def _check(self) -> Outcome | None:
+        """The per-interval pass: repair drift of the target, then one cheap conditional check of the store."""
+        assert self.loaded is not None
+        loaded = self.loaded
+        target = loaded.spec.target.config_map.name
+        drifted = self.published_hash is not None and self.target_hashes(self.ref.namespace, target) != self.published_hash
+        try:
+            await loaded.provider.refresh()
+        except Exception as exc:  # noqa: BLE001
+            failure = classify(exc)
+            if failure.reason == "AuthenticationFailed":
+                self.loaded = None  # re-read the credentials on the next pass: they may have been rotated
+            return self._failed(failure)
+        if loaded.reloaded.is_set() or drifted or self.failures:
+            loaded.reloaded.clear()
+            return await self._publish(refresh_request=loaded.key[1])
+        return None
+
+    async def _publish(self, refresh_request: str | None) -> Outcome:
+        """Render what the provider holds and make the target match it; roll consumers on a real change."""
+        assert self.loaded is not None
+        spec, provider = self.loaded.spec, self.loaded.provider
+        settings = {k: v for k, v in provider.items() if k != FEATURE_MANAGEMENT}
+        flags = None
+        if spec.feature_flags is not None:
+            flags = list((provider.get(FEATURE_MANAGEMENT) or {}).get("feature_flags") or [])
+        target = spec.target.config_map
+        try:
+            data = render(settings, target, flags)
+        except RenderError as exc:
+            return self._failed(Failure(exc.reason, exc.message))
+        digest = data_hash(data)
+        try:
+            written = await asyncio.to_thread(apply_target, self.kube.core, "ConfigMap", self.ref, target.name, data, digest)
+        except TargetConflict as exc:
+            return self._failed(Failure("TargetConflict", str(exc)))
+        except ApiException as exc:
+            return self._failed(Failure("KubernetesError", f"writing ConfigMap {target.name}: HTTP {exc.status} {exc.reason}"))
+        if written.written:
+            verb = "created" if written.previous_hash is None else "updated"
+            self.logger.info("ConfigMap %s %s: %d keys, hash %s", target.name, verb, len(data), digest)
+            await self._event("Normal", "Synced", f"ConfigMap {target.name} {verb}: {len(data)} keys (hash {digest})")
+            # A real store change: roll the consumers. Not on creation (first sync) and not when we only
+            # repaired a manual edit (the hash we stamped before is the same).
+            if written.previous_hash not in (None, digest) and spec.rollout is RolloutPolicy.ON_CHANGE:
+                await self._roll(target.name, digest)
+        self.failures = 0
+        self.published_hash = digest
+        return Outcome(
+            ready=True,
+            reason="Synced",
+            message=f"{len(data)} keys synced to ConfigMap {target.name}",
+            key_count=len(data),
+            data_hash=digest,
+            feature_flag_count=len(flags) if flags is not None else None,
+            synced=True,
+            refresh_request=refresh_request,
+        )
+
+    async def _roll(self, configmap: str, digest: str) -> None:
+        rolled = await asyncio.to_thread(roll, self.kube.apps, self.ref.namespace, "ConfigMap", configmap, CONFIG_HASH, digest)
+        for item in rolled:
+            message = f"ConfigMap {configmap} changed (hash {digest}); rolling pods, as {self.ref} requested"
+            self.logger.info("rolled %s %s: ConfigMap %s changed", item.workload.kind, item.workload.name, configmap)
+            await asyncio.to_thread(events.record, self.kube.core, item.workload, "Normal", "ConfigChanged", message)
+        if rolled:
+            names = ", ".join(f"{r.workload.kind}/{r.workload.name}" for r in rolled)
+            await self._event("Normal", "RolledOut", f"ConfigMap {configmap} changed; rolled {names}")
+
+    def _failed(self, failure: Failure) -> Outcome:
+        self.failures += 1
+        self.retry_after = failure.retry_after
+        return Outcome(ready=False, reason=failure.reason, message=failure.message)
+
+    def _delay(self, outcome: Outcome) -> float:
+        interval = self.loaded.spec.refresh.interval.total_seconds() if self.loaded else self._spec_interval()
+        if outcome.ready:
+            return interval
+        if outcome.reason in USER_FIXABLE or outcome.reason == "InvalidSpec":
+            return interval
+        backoff = min(interval * 2 ** (self.failures - 1), max(MAX_BACKOFF, interval))
+        return max(backoff, self.retry_after or 0.0)
+
+    def _spec_interval(self) -> float:
+        try:
+            return parse_spec(self.body).refresh.interval.total_seconds()
+        except SpecError:
+            return 30.0
+
+    async def _report(self, outcome: Outcome) -> None:
+        """Write status only when it changed; a Warning Event only when the failure reason is new."""
+        current = dict(self.written_status or self.body.get("status") or {})
+        previous_ready = next((c for c in current.get("conditions") or [] if c.get("type") == "Ready"), {})
+        desired = next_status(current, outcome, self._load_key()[0], dt.datetime.now(dt.timezone.utc))
+        patch = status_patch(current, desired)
+        if not outcome.ready and previous_ready.get("reason") != outcome.reason:
+            self.logger.warning("not ready: %s: %s", outcome.reason, outcome.message)
+            await self._event("Warning", outcome.reason, outcome.message)
+        elif outcome.ready and previous_ready.get("status") == "False":
+            self.logger.info("recovered: %s", outcome.message)
+        if patch is None:
+            self.written_status = desired
+            return
+        ref = self.ref
+        try:
+            await asyncio.to_thread(
+                self.kube.custom.patch_namespaced_custom_object_status,
+                GROUP, VERSION, ref.namespace, PLURAL, ref.name, {"status": patch},
+                _content_type="application/merge-patch+json",
+            )
+        except ApiException as exc:
+            self.logger.warning("could not write status: HTTP %s %s", exc.status, exc.reason)
+            return
+        self.written_status = desired
+
+    async def _event(self, type_: str, reason: str, message: str) -> None:
+        await asyncio.to_thread(events.record, self.kube.core, self.ref, type_, reason, message)
+
+    async def _sleep(self, delay: float, stopped: Any) -> None:
+        """Sleep until the next pass is due; end early when the object's spec or refresh request changes.
+
+        kopf keeps `body` current from its watch, so looking at it each second costs no request.
+        """
+        due = time.monotonic() + delay
+        key = self._load_key()
+        while not stopped and self._load_key() == key and (left := due - time.monotonic()) > 0:
+            await stopped.wait(min(left, SPEC_POLL))
+
+    async def _close(self) -> None:
+        if self.loaded is not None:
+            loaded, self.loaded = self.loaded, None
+            await loaded.provider.close()
+            await loaded.access.close()
