@@ -9,6 +9,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from multidict import CIMultiDict
 from yarl import URL
 from azure.appconfiguration import AzureAppConfigurationClient
 from azure.appconfiguration.aio import AzureAppConfigurationClient as AsyncAzureAppConfigurationClient
@@ -50,7 +51,7 @@ async def async_appconfig_client(emulator: EmulatorServer) -> AsyncIterator[Asyn
 @dataclass(frozen=True)
 class Answer:
     status: int
-    headers: dict[str, str]
+    headers: CIMultiDict[str]  # case-insensitive, like HTTP
     body: bytes
     content_type: str
 
@@ -89,6 +90,6 @@ def signed(emulator: EmulatorServer) -> Signed:
         all_headers.update(headers or {})
         async with aiohttp.ClientSession() as session:
             async with session.request(method, emulator.endpoint + path, data=body, headers=all_headers) as response:
-                return Answer(response.status, dict(response.headers), await response.read(), response.content_type)
+                return Answer(response.status, response.headers.copy(), await response.read(), response.content_type)
 
     return send

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import pytest
 from azure.appconfiguration import (
     AzureAppConfigurationClient,
@@ -185,3 +188,26 @@ async def test_async_client_signs_and_reads(async_appconfig_client: AsyncClient)
     assert [(s.key, s.label) for s in listed] == [("a/b*c", "x y")]
     got = await async_appconfig_client.get_configuration_setting("a/b*c", label="x y")
     assert got is not None and got.value == "v"
+
+
+def test_select_and_accept_datetime(appconfig_client: AzureAppConfigurationClient) -> None:
+    put(appconfig_client, "t", "old")
+    moment = appconfig_client.get_configuration_setting("t").last_modified
+    time.sleep(0.01)
+    put(appconfig_client, "t", "new")
+    put(appconfig_client, "later", "x")
+    past = list(appconfig_client.list_configuration_settings(accept_datetime=moment))
+    assert [(s.key, s.value) for s in past] == [("t", "old")]
+    assert appconfig_client.get_configuration_setting("t", accept_datetime=moment).value == "old"
+    selected = list(appconfig_client.list_configuration_settings(key_filter="t", fields=["key", "value"]))
+    assert [(s.key, s.value, s.etag, s.content_type) for s in selected] == [("t", "new", None, None)]
+
+
+async def test_keys_and_head(emulator: EmulatorServer, signed: Any) -> None:
+    for key in ("b", "a", "a"):
+        emulator.store.put(key, None, value="v", content_type=None, tags={})
+    emulator.store.put("a", "l", value="v", content_type=None, tags={})
+    keys = await signed("GET", "/keys?name=a*,b")
+    assert keys.json() == {"items": [{"name": "a"}, {"name": "b"}]}
+    head = await signed("HEAD", "/kv/a")
+    assert head.status == 200 and head.body == b"" and head.headers["ETag"].startswith('"')
