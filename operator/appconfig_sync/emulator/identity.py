@@ -43,6 +43,8 @@ RESERVED_SCOPES = frozenset({"openid", "profile", "offline_access"})
 ASSERTION_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"]
 APP_SERVICE_PATH = "/msi/token"
 IMDS_PATH = "/metadata/identity/oauth2/token"
+# Token answers must not be cached by anything in between, as Entra says.
+_NO_STORE = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"}
 
 
 @dataclass(frozen=True)
@@ -84,9 +86,6 @@ class ManagedIdentityError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status, self.message = status, message
-
-
-_NO_STORE = {"Cache-Control": "no-store, no-cache", "Pragma": "no-cache"}
 
 
 class TokenIssuer:
