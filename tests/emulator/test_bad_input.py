@@ -39,9 +39,8 @@ JSON = {"Content-Type": "application/json"}
     ],
 )
 async def test_bad_requests_get_problem_json(
-    emulator: EmulatorServer, signed: Signed, method: str, path: str, body: bytes, status: int, name: str | None
+    signed: Signed, method: str, path: str, body: bytes, status: int, name: str | None
 ) -> None:
-    emulator.store.seed([])
     answer = await signed(method, path, body=body, headers=JSON)
     assert answer.status == status
     assert answer.content_type == "application/problem+json"

@@ -22,6 +22,7 @@ from azure.core.exceptions import (
 )
 
 from appconfig_sync.emulator.server import EmulatorServer
+from appconfig_sync.emulator.store import KeyValue
 
 
 def put(client: AzureAppConfigurationClient, key: str, value: str, label: str | None = None, **kw: object) -> None:
@@ -204,9 +205,7 @@ def test_select_and_accept_datetime(appconfig_client: AzureAppConfigurationClien
 
 
 async def test_keys_and_head(emulator: EmulatorServer, signed: Any) -> None:
-    for key in ("b", "a", "a"):
-        emulator.store.put(key, None, value="v", content_type=None, tags={})
-    emulator.store.put("a", "l", value="v", content_type=None, tags={})
+    emulator.store.seed([KeyValue("b"), KeyValue("a"), KeyValue("a", label="l"), KeyValue("c")])
     keys = await signed("GET", "/keys?name=a*,b")
     assert keys.json() == {"items": [{"name": "a"}, {"name": "b"}]}
     head = await signed("HEAD", "/kv/a")

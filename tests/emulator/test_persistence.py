@@ -1,17 +1,12 @@
-"""`--data FILE`: seeding, persistence across restarts (in-process and the real CLI), and a store safe under threads."""
+"""`--data FILE`: seeding, persistence across restarts, and a store safe under threads."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
-import yaml
 from azure.appconfiguration import AzureAppConfigurationClient, ConfigurationSetting, ConfigurationSettingsFilter
 
 from appconfig_sync.emulator.hmac_auth import Credentials
@@ -95,27 +90,3 @@ def test_concurrent_writers_keep_every_change(tmp_path: Path) -> None:
     assert len(everything) == 8 * 25 + 1
     assert reloaded.sync_token.endswith(f";sn={8 * 25 * 2}")
     assert len(reloaded.revisions(EVERYTHING)) == 8 * 25 * 2
-
-
-def test_cli_prints_a_connection_string_and_persists_on_sigint(tmp_path: Path) -> None:
-    data = tmp_path / "cli.yaml"
-    data.write_text(yaml.safe_dump({"items": [{"key": "seeded", "value": "yes"}]}))
-    env = {**os.environ, "APPCONFIG_EMULATOR_ID": "cli-test", "APPCONFIG_EMULATOR_SECRET": "c2VjcmV0LXNlY3JldA=="}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "appconfig_sync", "emulator", "--data", str(data)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline().strip()
-        assert line.startswith("Endpoint=http://127.0.0.1:") and line.endswith(";Id=cli-test;Secret=c2VjcmV0LXNlY3JldA==")
-        client = AzureAppConfigurationClient.from_connection_string(line, retry_total=0)
-        assert client.get_configuration_setting("seeded").value == "yes"
-        client.set_configuration_setting(ConfigurationSetting(key="added", value="by the sdk"))
-    finally:
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=15)
-    assert process.returncode == 0, stderr
-    assert "c2VjcmV0LXNlY3JldA==" not in stderr
-    persisted = {i["key"]: i["value"] for i in yaml.safe_load(data.read_text())["items"]}
-    assert persisted == {"seeded": "yes", "added": "by the sdk"}

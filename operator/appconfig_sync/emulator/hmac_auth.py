@@ -37,9 +37,11 @@ class Credentials:
         if not self.id or any(c in self.id for c in ";&= "):
             raise ValueError("credential id: must be non-empty without ';', '&', '=' or spaces; pass another --id")
         try:
-            base64.b64decode(self.secret, validate=True)
+            key = base64.b64decode(self.secret, validate=True)
         except ValueError:
-            raise ValueError("credential secret: must be base64; pass another --secret") from None
+            key = b""
+        if not key:
+            raise ValueError("credential secret: must be non-empty base64; pass another --secret")
 
     def connection_string(self, endpoint: str) -> str:
         return f"Endpoint={endpoint};Id={self.id};Secret={self.secret}"

@@ -35,9 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=0, help="port to listen on; 0 picks a free one (default)")
     parser.add_argument("--data", type=Path, metavar="FILE",
                         help="YAML or JSON file to seed from and persist every change to (default: memory only)")
-    parser.add_argument("--id", default=os.environ.get("APPCONFIG_EMULATOR_ID"),
+    parser.add_argument("--id", default=os.environ.get("APPCONFIG_EMULATOR_ID") or None,
                         help="credential id for the connection string (env APPCONFIG_EMULATOR_ID; default random)")
-    parser.add_argument("--secret", default=os.environ.get("APPCONFIG_EMULATOR_SECRET"),
+    parser.add_argument("--secret", default=os.environ.get("APPCONFIG_EMULATOR_SECRET") or None,
                         help="base64 credential secret (env APPCONFIG_EMULATOR_SECRET; default random)")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     tls = parser.add_argument_group("TLS (needed for Entra ID tokens and Key Vault)")
