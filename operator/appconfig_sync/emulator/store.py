@@ -372,7 +372,10 @@ class Store:
         """Add key-values as if they had been PUT (tests and seed files use this)."""
         with self._lock:
             for kv in items:
-                self._commit(kv)
+                self._items[kv.ident] = kv
+                self._revisions.append(Revision(kv))
+                self._sequence += 1
+            self._persist()
 
     # -- persistence -----------------------------------------------------------------------
 
