@@ -1,0 +1,70 @@
+"""End-to-end fixtures: the real control plane, the emulator, and the operator as a separate process.
+
+The operator runs as its own ServiceAccount (a kubeconfig with only that token), so the API server's
+audit log can tell its writes from the tests' own.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from azure.appconfiguration import AzureAppConfigurationClient
+from kubernetes import client
+
+from appconfig_sync.emulator.server import EmulatorServer
+from controlplane import ControlPlane
+from e2e_support import OPERATOR_NAMESPACE, OPERATOR_SA, Audit, Kube, OperatorProcess, operator_rbac
+
+
+@pytest.fixture(scope="session")
+def operator_kubeconfig(cluster: ControlPlane, crds: None) -> Path:
+    return cluster.mint_kubeconfig(OPERATOR_NAMESPACE, OPERATOR_SA, [operator_rbac()])
+
+
+@pytest.fixture
+def start_operator(
+    operator_kubeconfig: Path, namespace: str, tmp_path: Path
+) -> Iterator[Callable[..., OperatorProcess]]:
+    """Starts `appconfig-sync run` watching the test's namespace; stopped at teardown."""
+    started: list[OperatorProcess] = []
+
+    def start(*extra: str, env: dict[str, str] | None = None) -> OperatorProcess:
+        process = OperatorProcess(
+            [sys.executable, "-m", "appconfig_sync", "run", "--namespace", namespace, *extra],
+            {**os.environ, "KUBECONFIG": str(operator_kubeconfig), **(env or {})},
+            tmp_path / f"operator-{len(started)}.log",
+        ).start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def emulator() -> Iterator[EmulatorServer]:
+    with EmulatorServer() as server:
+        yield server
+
+
+@pytest.fixture
+def store(emulator: EmulatorServer) -> Iterator[AzureAppConfigurationClient]:
+    """The real SDK client: tests change the store as a user would with `az appconfig kv set`."""
+    with AzureAppConfigurationClient.from_connection_string(emulator.connection_string) as appconfig:
+        yield appconfig
+
+
+@pytest.fixture
+def kube(cluster: ControlPlane, namespace: str, crds: None) -> Kube:
+    api = cluster.api_client()
+    return Kube(cluster, namespace, client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api))
+
+
+@pytest.fixture
+def audit(cluster: ControlPlane) -> Audit:
+    return Audit(cluster.audit_log)
