@@ -19,7 +19,7 @@ from azure.appconfiguration.provider.aio import AzureAppConfigurationProvider
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from appconfig_sync import GROUP, PLURAL, VERSION, events
+from appconfig_sync import GROUP, PLURAL, VERSION, events, metrics
 from appconfig_sync.access import AccessError, resolve_access
 from appconfig_sync.objects import CONFIG_HASH, REFRESH_REQUESTED, ObjectRef
 from appconfig_sync.render import FEATURE_MANAGEMENT, RenderError, data_hash, render
@@ -88,14 +88,17 @@ class SyncLoop:
                 delay = await self.step()
                 await self._sleep(delay, stopped)
         finally:
+            metrics.forget(self.ref.namespace, self.ref.name)
             await self._close()
 
     async def step(self) -> float:
         """One pass; returns how long to wait before the next one."""
+        started = time.monotonic()
         if self.loaded is None or self.loaded.key != self._load_key():
             outcome = await self._load()
         else:
             outcome = await self._check()
+        metrics.record_pass(self.ref.namespace, self.ref.name, outcome, started)
         if outcome is None:  # idle: nothing changed, nothing to report
             return self.loaded.spec.refresh.interval.total_seconds() if self.loaded else 1.0
         await self._report(outcome)
@@ -114,7 +117,7 @@ class SyncLoop:
             return self._failed(Failure(exc.reason, exc.message))
         reloaded = asyncio.Event()
         try:
-            provider = await open_store(spec, access, reloaded.set)
+            provider = await open_store(spec, access, reloaded.set, per_retry_policies=[metrics.STORE_REQUEST_COUNTER])
         except Exception as exc:  # noqa: BLE001 - every store error becomes a reason in status
             await access.close()
             return self._failed(classify(exc))
@@ -161,6 +164,7 @@ class SyncLoop:
             return self._failed(Failure("KubernetesError", f"writing ConfigMap {target.name}: HTTP {exc.status} {exc.reason}"))
         if written.written:
             verb = "created" if written.previous_hash is None else "updated"
+            metrics.target_written("ConfigMap", created=written.previous_hash is None)
             self.logger.info("ConfigMap %s %s: %d keys, hash %s", target.name, verb, len(data), digest)
             await self._event("Normal", "Synced", f"ConfigMap {target.name} {verb}: {len(data)} keys (hash {digest})")
             # A real store change: roll the consumers. Not on creation (first sync) and not when we only
@@ -183,6 +187,7 @@ class SyncLoop:
     async def _roll(self, configmap: str, digest: str) -> None:
         rolled = await asyncio.to_thread(roll, self.kube.apps, self.ref.namespace, "ConfigMap", configmap, CONFIG_HASH, digest)
         for item in rolled:
+            metrics.rolled(item.workload.kind)
             message = f"ConfigMap {configmap} changed (hash {digest}); rolling pods, as {self.ref} requested"
             self.logger.info("rolled %s %s: ConfigMap %s changed", item.workload.kind, item.workload.name, configmap)
             await asyncio.to_thread(events.record, self.kube.core, item.workload, "Normal", "ConfigChanged", message)
