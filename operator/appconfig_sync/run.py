@@ -8,6 +8,7 @@ import logging
 import kopf
 from kubernetes import client, config
 
+from appconfig_sync import leader, metrics
 from appconfig_sync.sync import Kube
 
 
@@ -29,6 +30,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--liveness", metavar="URL", help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     parser.add_argument("--log-format", default="text", choices=["text", "json"], help="json: one object per line")
+    parser.add_argument(
+        "--metrics-port", type=int, default=0, metavar="PORT",
+        help="serve Prometheus metrics on http://0.0.0.0:PORT/metrics; 0 (default) = off (the manifests use 8081)",
+    )
+    parser.add_argument(
+        "--leader-elect", action="store_true",
+        help="run as one of several replicas: only the holder of a coordination.k8s.io Lease works",
+    )
+    parser.add_argument(
+        "--leader-election-namespace", metavar="NS",
+        help=f"the Lease's namespace; default: the pod's namespace, else {leader.DEFAULT_NAMESPACE}",
+    )
+    parser.add_argument("--leader-election-id", default=leader.DEFAULT_ID, metavar="NAME", help="the Lease's name")
     parser.set_defaults(func=run)
 
 
@@ -43,11 +57,26 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("azure").setLevel(logging.WARNING)
     import appconfig_sync.handlers  # noqa: F401 - registers the handlers
 
-    kopf.run(
-        standalone=True,
-        clusterwide=not args.namespaces,
-        namespaces=args.namespaces,
-        liveness_endpoint=args.liveness,
-        memo=kopf.Memo(kube=Kube.from_api_client(kubernetes_client())),
+    metrics.serve(args.metrics_port)  # before the election: a standby's metrics say it is one
+
+    def operate() -> None:
+        kopf.run(
+            standalone=True,
+            clusterwide=not args.namespaces,
+            namespaces=args.namespaces,
+            liveness_endpoint=args.liveness,
+            memo=kopf.Memo(kube=Kube.from_api_client(kubernetes_client())),
+        )
+
+    if not args.leader_elect:
+        metrics.LEADER.set(1)
+        operate()
+        return 0
+    elector = leader.LeaseElector(
+        # Its own ApiClient (connection pool), so busy sync threads cannot delay a renewal.
+        client.CoordinationV1Api(kubernetes_client()),
+        args.leader_election_namespace or leader.default_namespace(),
+        args.leader_election_id,
+        leader.default_identity(),
     )
-    return 0
+    return leader.lead(elector, operate, args.liveness)
