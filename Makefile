@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 
 # Builds etcd, kube-apiserver, kube-controller-manager and kubectl once, cached outside the repo.
 control-plane:
-	@bash hack/build-control-plane.sh
+	@BUILD_HELM=1 bash hack/build-control-plane.sh
 
 cluster: install control-plane
 	@$(PY) hack/controlplane.py up --dir $(CLUSTER_DIR)

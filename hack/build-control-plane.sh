@@ -83,6 +83,8 @@ if [[ "${BUILD_HELM:-0}" == 1 && ! -x "$helm_dir/helm" ]]; then
 module example.invalid/helmbin
 go 1.25.0
 MOD
-   build helm "$logdir/helm-build.log" bash -c "go get helm.sh/helm/v4@$HELM_VERSION && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o '$helm_dir/helm' helm.sh/helm/v4/cmd/helm")
+   # `go get` of the main package (not just the module) records the go.sum entries of everything it imports.
+   build helm "$logdir/helm-build.log" bash -c "go get helm.sh/helm/v4/cmd/helm@$HELM_VERSION && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w -X helm.sh/helm/v4/internal/version.version=$HELM_VERSION' -o '$helm_dir/helm.tmp' helm.sh/helm/v4/cmd/helm")
+  mv "$helm_dir/helm.tmp" "$helm_dir/helm"
 fi
 
