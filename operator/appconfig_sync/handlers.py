@@ -21,6 +21,9 @@ MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.finalizer = f"{GROUP}/finalizer"
+    # Our resources are known: no namespace or CRD scanning, so a namespaced install needs no cluster-wide
+    # list permissions (and starts without retrying forbidden lists).
+    settings.scanning.disabled = True
     # Watch only the ConfigMaps we manage (server-side), so memory does not grow with the cluster's ConfigMaps.
     settings.watching.label_selectors["v1", "configmaps"] = MANAGED_SELECTOR
     # Reconnect watches regularly; a silently stalled stream is caught by kopf's inactivity timeout.
