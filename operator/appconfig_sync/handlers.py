@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import base64
+
 import kopf
 
 from appconfig_sync import GROUP, PLURAL, VERSION
 from appconfig_sync.objects import MANAGED_BY
 from appconfig_sync.render import data_hash
 from appconfig_sync.sync import SyncLoop
+from appconfig_sync.targets import Kind
 
 MANAGED_SELECTOR = ",".join(f"{k}={v}" for k, v in MANAGED_BY.items())
 
@@ -26,6 +29,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.scanning.disabled = True
     # Watch only the ConfigMaps we manage (server-side), so memory does not grow with the cluster's ConfigMaps.
     settings.watching.label_selectors["v1", "configmaps"] = MANAGED_SELECTOR
+    settings.watching.label_selectors["v1", "secrets"] = MANAGED_SELECTOR
     # Reconnect watches regularly; a silently stalled stream is caught by kopf's inactivity timeout.
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -39,12 +43,21 @@ def target_configmaps(namespace: str, name: str, body: kopf.Body, **_: Any) -> d
     return {(namespace, name): data_hash(body.get("data") or {})}
 
 
+@kopf.index("", "v1", "secrets", labels=MANAGED_BY)
+def target_secrets(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], str]:
+    """The same for managed Secrets; only the hash is kept in memory, never the values."""
+    data = {k: base64.b64decode(v).decode(errors="replace") for k, v in (body.get("data") or {}).items()}
+    return {(namespace, name): data_hash(data)}
+
+
 @kopf.daemon(GROUP, VERSION, PLURAL, cancellation_backoff=5, cancellation_timeout=10)
 async def sync(
     body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, stopped: kopf.DaemonStopped,
-    target_configmaps: kopf.Index, **_: Any,
+    target_configmaps: kopf.Index, target_secrets: kopf.Index, **_: Any,
 ) -> None:
-    def target_hash(namespace: str, name: str) -> str | None:
-        return next(iter(target_configmaps.get((namespace, name), [])), None)
+    indexes = {"ConfigMap": target_configmaps, "Secret": target_secrets}
 
-    await SyncLoop(body, memo["kube"], logger, target_hash).run(stopped)
+    def target_hash(kind: Kind, namespace: str, name: str) -> str | None:
+        return next(iter(indexes[kind].get((namespace, name), [])), None)
+
+    await SyncLoop(body, memo["kube"], logger, target_hash, memo["azure"]).run(stopped)

@@ -9,6 +9,7 @@ import kopf
 from kubernetes import client, config
 
 from appconfig_sync import leader, metrics
+from appconfig_sync.access import AzureOptions
 from appconfig_sync.sync import Kube
 
 
@@ -32,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-format", default="text", choices=["text", "json"], help="json: one object per line")
     parser.add_argument(
         "--metrics-port", type=int, default=0, metavar="PORT",
-        help="serve Prometheus metrics on http://0.0.0.0:PORT/metrics; 0 (default) = off (the manifests use 8081)",
+        help="serve Prometheus metrics on http://0.0.0.0:PORT/metrics; 0 (default) = off (deploy/ uses 9090)",
     )
     parser.add_argument(
         "--leader-elect", action="store_true",
@@ -41,6 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--leader-election-namespace", metavar="NS",
         help=f"the Lease's namespace; default: the pod's namespace, else {leader.DEFAULT_NAMESPACE}",
+    )
+    parser.add_argument(
+        "--ca-file", metavar="PEM",
+        help="trust this CA bundle for the store, Entra ID and Key Vault (private endpoints, a local emulator)",
+    )
+    parser.add_argument(
+        "--keyvault-skip-challenge-verification", action="store_true",
+        help="accept Key Vault auth challenges from hosts outside vault.azure.net (only for a local emulator)",
     )
     parser.add_argument("--leader-election-id", default=leader.DEFAULT_ID, metavar="NAME", help="the Lease's name")
     parser.set_defaults(func=run)
@@ -65,7 +74,10 @@ def run(args: argparse.Namespace) -> int:
             clusterwide=not args.namespaces,
             namespaces=args.namespaces,
             liveness_endpoint=args.liveness,
-            memo=kopf.Memo(kube=Kube.from_api_client(kubernetes_client())),
+            memo=kopf.Memo(
+                kube=Kube.from_api_client(kubernetes_client()),
+                azure=AzureOptions(args.ca_file, verify_challenge_resource=not args.keyvault_skip_challenge_verification),
+            ),
         )
 
     if not args.leader_elect:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
+from azure.appconfiguration import ConfigurationSetting, SecretReferenceConfigurationSetting
 from azure.appconfiguration.provider import SettingSelector, WatchKey
 from azure.appconfiguration.provider.aio import AzureAppConfigurationProvider, load
 from azure.core.exceptions import (
@@ -36,13 +37,19 @@ class StoreAccess:
     endpoint: str | None = None
     credential: Any = None  # an azure.core AsyncTokenCredential, for endpoint access
     client_options: tuple[tuple[str, Any], ...] = ()  # e.g. connection_verify for a private CA
+    keyvault: dict[str, Any] = field(default_factory=dict)  # the provider's Key Vault options, with credentials
 
     def __repr__(self) -> str:  # keep secrets out of any accidental repr
         return f"StoreAccess(endpoint={self.endpoint!r})"
 
+    def credentials(self) -> list[Any]:
+        found = [self.credential, self.keyvault.get("keyvault_credential")]
+        found += [c.get("credential") for c in dict.values(self.keyvault.get("keyvault_client_configs") or {})]
+        return [c for c in found if c is not None]
+
     async def close(self) -> None:
-        if self.credential is not None:
-            await self.credential.close()
+        for credential in {id(c): c for c in self.credentials()}.values():
+            await credential.close()
 
 
 def _selector(selector: Selector) -> SettingSelector:
@@ -79,11 +86,58 @@ def provider_options(spec: AppConfigSyncSpec) -> dict[str, Any]:
     return options
 
 
+class SecretReferences:
+    """Which loaded keys are Key Vault references: their values go to the Secret, never to the ConfigMap.
+
+    Fed by the provider's configuration_mapper, which sees every setting of a (re)load before it is stored.
+    """
+
+    def __init__(self, trim_prefixes: tuple[str, ...]) -> None:
+        self._trim = sorted(trim_prefixes, key=len, reverse=True)  # the provider trims the longest match
+        self.keys: dict[str, str] = {}  # rendered key -> the store's key
+        self._pending: dict[str, str] | None = None
+
+    async def mapper(self, setting: ConfigurationSetting) -> None:
+        if self._pending is None:
+            self._pending = {}
+        if isinstance(setting, SecretReferenceConfigurationSetting):
+            key = next((setting.key[len(p):] for p in self._trim if setting.key.startswith(p)), setting.key)
+            self._pending[key] = setting.key
+
+    def settle(self) -> None:
+        """After a successful (re)load: what the mapper saw is now the truth."""
+        if self._pending is not None:
+            self.keys, self._pending = self._pending, None
+
+    def discard(self) -> None:
+        """Before a refresh: forget what a failed reload half-saw."""
+        self._pending = None
+
+    def split(self, loaded: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(plain settings, secret values). The provider's periodic secret refresh stores the fresh value under
+        the untrimmed key, so that one wins, and neither form ever reaches the plain settings."""
+        secret_forms = set(self.keys) | set(self.keys.values())
+        plain = {k: v for k, v in loaded.items() if k not in secret_forms}
+        secrets = {k: loaded.get(original, loaded.get(k)) for k, original in self.keys.items()}
+        return plain, {k: v for k, v in secrets.items() if v is not None}
+
+
 async def open_store(
-    spec: AppConfigSyncSpec, access: StoreAccess, on_reload: Callable[[], None], **extra: Any
+    spec: AppConfigSyncSpec,
+    access: StoreAccess,
+    on_reload: Callable[[], None],
+    references: SecretReferences,
+    **extra: Any,
 ) -> AzureAppConfigurationProvider:
     """Load the selection once; the returned provider's refresh() then checks for changes."""
-    options = {**provider_options(spec), **dict(access.client_options), **extra, "on_refresh_success": on_reload}
+    options = {
+        **provider_options(spec),
+        **dict(access.client_options),
+        **access.keyvault,
+        **extra,
+        "on_refresh_success": on_reload,
+        "configuration_mapper": references.mapper,
+    }
     if access.connection_string is not None:
         return await load(connection_string=access.connection_string, **options)
     return await load(access.endpoint, access.credential, **options)
@@ -127,6 +181,9 @@ def classify(exc: BaseException) -> Failure:
     if isinstance(exc, TimeoutError) and len(exc.args) > 1 and exc.args[1]:
         # load() gives up after STARTUP_TIMEOUT and carries the attempts' errors: the last one says why.
         return classify(exc.args[1][-1])
+    keyvault = _keyvault_failure(exc)
+    if keyvault is not None:
+        return keyvault
     if isinstance(exc, ClientAuthenticationError) or (
         isinstance(exc, HttpResponseError) and exc.status_code in (401, 403)
     ):
@@ -145,6 +202,32 @@ def classify(exc: BaseException) -> Failure:
     if isinstance(exc, ValueError):
         return Failure("InvalidStoreSettings", _short(exc))
     return Failure("SyncFailed", f"{type(exc).__name__}: {_short(exc)}")
+
+
+def _keyvault_failure(exc: BaseException) -> Failure | None:
+    """Errors of Key Vault (not of the store) get their own reason: the fix is in the vault or its access."""
+    chain = [exc, exc.__cause__] if exc.__cause__ else [exc]
+    for error in chain:
+        request = getattr(getattr(error, "response", None), "request", None)
+        if "/secrets/" in str(getattr(request, "url", "")):
+            return Failure(
+                "KeyVaultReferenceFailed",
+                f"a Key Vault reference could not be resolved ({_short(error)}, {_secret_name(str(request.url))}); "
+                "check that the secret exists and the identity in spec.keyVault may read it",
+            )
+    text = str(exc)
+    if isinstance(exc, ValueError) and ("Key Vault" in text or "Secret Client" in text):
+        return Failure(
+            "KeyVaultReferenceFailed",
+            "the selection holds Key Vault references the operator cannot resolve: set spec.target.secret "
+            f"(and spec.keyVault for the identity to use) ({_short(exc)})",
+        )
+    return None
+
+
+def _secret_name(url: str) -> str:
+    path = url.split("?", 1)[0].split("/secrets/", 1)[1]
+    return f"secret {path.split('/')[0]}"
 
 
 def _short(exc: BaseException) -> str:

@@ -20,14 +20,14 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from appconfig_sync import GROUP, PLURAL, VERSION, events, metrics
-from appconfig_sync.access import AccessError, resolve_access
-from appconfig_sync.objects import CONFIG_HASH, REFRESH_REQUESTED, ObjectRef
+from appconfig_sync.access import AccessError, AzureOptions, resolve_access
+from appconfig_sync.objects import CONFIG_HASH, REFRESH_REQUESTED, SECRET_HASH, ObjectRef
 from appconfig_sync.render import FEATURE_MANAGEMENT, RenderError, data_hash, render
 from appconfig_sync.rollout import roll
-from appconfig_sync.spec import AppConfigSyncSpec, RolloutPolicy, SpecError, parse_spec
+from appconfig_sync.spec import AppConfigSyncSpec, RolloutPolicy, SpecError, Target, parse_spec
 from appconfig_sync.status import Outcome, next_status, status_patch
-from appconfig_sync.store import Failure, StoreAccess, classify, open_store
-from appconfig_sync.targets import TargetConflict, apply_target
+from appconfig_sync.store import Failure, SecretReferences, StoreAccess, classify, open_store
+from appconfig_sync.targets import Kind, TargetConflict, apply_target
 
 MAX_BACKOFF = 300.0
 SPEC_POLL = 1.0
@@ -55,6 +55,7 @@ class Loaded:
     spec: AppConfigSyncSpec
     provider: AzureAppConfigurationProvider
     access: StoreAccess
+    references: SecretReferences
     key: tuple[int, str | None]
     reloaded: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -64,12 +65,14 @@ class SyncLoop:
     body: Mapping[str, Any]  # kopf's live view: always the latest object
     kube: Kube
     logger: logging.Logger | logging.LoggerAdapter
-    target_hashes: Callable[[str, str], str | None]
-    """(namespace, name) -> the data hash a target ConfigMap holds now, from the operator's watch."""
+    target_hashes: Callable[[Kind, str, str], str | None]
+    """(kind, namespace, name) -> the data hash a target holds now, from the operator's watch."""
+    azure: AzureOptions = field(default_factory=AzureOptions)
 
     loaded: Loaded | None = None
-    published_hash: str | None = None
-    """The data hash the target ConfigMap should hold; a different one in the watch means a manual edit."""
+    published: dict[Kind, str] = field(default_factory=dict)
+    """The data hash each target should hold; a different one in the watch means a manual edit."""
+    next_secret_check: float = 0.0
     written_status: dict[str, Any] | None = None
     failures: int = 0
     retry_after: float | None = None
@@ -112,24 +115,31 @@ class SyncLoop:
         except SpecError as exc:
             return self._failed(Failure("InvalidSpec", f"{exc.field}: {exc.message}"))
         try:
-            access = await asyncio.to_thread(resolve_access, self.kube.core, self.ref.namespace, spec)
+            access = await asyncio.to_thread(resolve_access, self.kube.core, self.ref.namespace, spec, self.azure)
         except AccessError as exc:
             return self._failed(Failure(exc.reason, exc.message))
         reloaded = asyncio.Event()
+        references = SecretReferences(spec.trim_key_prefixes)
         try:
-            provider = await open_store(spec, access, reloaded.set, per_retry_policies=[metrics.STORE_REQUEST_COUNTER])
+            provider = await open_store(
+                spec, access, reloaded.set, references, per_retry_policies=[metrics.STORE_REQUEST_COUNTER]
+            )
         except Exception as exc:  # noqa: BLE001 - every store error becomes a reason in status
             await access.close()
             return self._failed(classify(exc))
-        self.loaded = Loaded(spec, provider, access, key, reloaded)
-        return await self._publish(refresh_request=key[1])
+        references.settle()
+        self.loaded = Loaded(spec, provider, access, references, key, reloaded)
+        return await self._publish(refresh_request=key[1], force=True)
 
     async def _check(self) -> Outcome | None:
         """The per-interval pass: repair drift of the target, then one cheap conditional check of the store."""
         assert self.loaded is not None
         loaded = self.loaded
-        target = loaded.spec.target.config_map.name
-        drifted = self.published_hash is not None and self.target_hashes(self.ref.namespace, target) != self.published_hash
+        drifted = any(
+            self.target_hashes(kind, self.ref.namespace, name) != self.published.get(kind)
+            for kind, name in self._targets(loaded.spec)
+        )
+        loaded.references.discard()
         try:
             await loaded.provider.refresh()
         except Exception as exc:  # noqa: BLE001
@@ -137,63 +147,101 @@ class SyncLoop:
             if failure.reason == "AuthenticationFailed":
                 self.loaded = None  # re-read the credentials on the next pass: they may have been rotated
             return self._failed(failure)
-        if loaded.reloaded.is_set() or drifted or self.failures:
+        loaded.references.settle()
+        # The provider re-resolves Key Vault secrets inside refresh() on its own timer, without a callback:
+        # look at the rendered Secret on the same cadence (rendering alone, no request unless it changed).
+        secrets_due = loaded.spec.key_vault is not None and time.monotonic() >= self.next_secret_check
+        if loaded.reloaded.is_set() or drifted or self.failures or secrets_due:
             loaded.reloaded.clear()
-            return await self._publish(refresh_request=loaded.key[1])
+            return await self._publish(refresh_request=loaded.key[1], force=drifted or bool(self.failures))
         return None
 
-    async def _publish(self, refresh_request: str | None) -> Outcome:
-        """Render what the provider holds and make the target match it; roll consumers on a real change."""
+    @staticmethod
+    def _targets(spec: AppConfigSyncSpec) -> list[tuple[Kind, str]]:
+        targets: list[tuple[Kind, str]] = [("ConfigMap", spec.target.config_map.name)]
+        if spec.target.secret is not None:
+            targets.append(("Secret", spec.target.secret.name))
+        return targets
+
+    async def _publish(self, refresh_request: str | None, force: bool = False) -> Outcome:
+        """Render what the provider holds and make the targets match it; roll consumers on a real change.
+
+        Both targets are rendered before either is written, so bad data leaves both as they were.
+        """
         assert self.loaded is not None
         spec, provider = self.loaded.spec, self.loaded.provider
-        settings = {k: v for k, v in provider.items() if k != FEATURE_MANAGEMENT}
+        plain, secrets = self.loaded.references.split({k: v for k, v in provider.items() if k != FEATURE_MANAGEMENT})
         flags = None
         if spec.feature_flags is not None:
             flags = list((provider.get(FEATURE_MANAGEMENT) or {}).get("feature_flags") or [])
-        target = spec.target.config_map
         try:
-            data = render(settings, target, flags)
+            rendered: list[tuple[Kind, Target, dict[str, str]]] = [
+                ("ConfigMap", spec.target.config_map, render(plain, spec.target.config_map, flags))
+            ]
+            if spec.target.secret is not None:
+                rendered.append(("Secret", spec.target.secret, render(secrets, spec.target.secret)))
         except RenderError as exc:
             return self._failed(Failure(exc.reason, exc.message))
-        digest = data_hash(data)
-        try:
-            written = await asyncio.to_thread(apply_target, self.kube.core, "ConfigMap", self.ref, target.name, data, digest)
-        except TargetConflict as exc:
-            return self._failed(Failure("TargetConflict", str(exc)))
-        except ApiException as exc:
-            return self._failed(Failure("KubernetesError", f"writing ConfigMap {target.name}: HTTP {exc.status} {exc.reason}"))
-        if written.written:
-            verb = "created" if written.previous_hash is None else "updated"
-            metrics.target_written("ConfigMap", created=written.previous_hash is None)
-            self.logger.info("ConfigMap %s %s: %d keys, hash %s", target.name, verb, len(data), digest)
-            await self._event("Normal", "Synced", f"ConfigMap {target.name} {verb}: {len(data)} keys (hash {digest})")
-            # A real store change: roll the consumers. Not on creation (first sync) and not when we only
-            # repaired a manual edit (the hash we stamped before is the same).
-            if written.previous_hash not in (None, digest) and spec.rollout is RolloutPolicy.ON_CHANGE:
-                await self._roll(target.name, digest)
+        digests: dict[Kind, str] = {}
+        secrets_changed = False
+        for kind, target, data in rendered:
+            digest = digests[kind] = data_hash(data)
+            if not force and self.published.get(kind) == digest:
+                continue
+            try:
+                changed = await self._write(kind, target.name, data, digest, spec.rollout)
+            except TargetConflict as exc:
+                return self._failed(Failure("TargetConflict", str(exc)))
+            except ApiException as exc:
+                return self._failed(Failure("KubernetesError", f"writing {kind} {target.name}: HTTP {exc.status} {exc.reason}"))
+            secrets_changed |= kind == "Secret" and changed
+            self.published[kind] = digest
+        if spec.key_vault is not None and spec.key_vault.refresh_interval is not None:
+            self.next_secret_check = time.monotonic() + spec.key_vault.refresh_interval.total_seconds()
         self.failures = 0
-        self.published_hash = digest
+        config_data = rendered[0][2]
+        message = f"{len(config_data)} keys synced to ConfigMap {spec.target.config_map.name}"
+        if spec.target.secret is not None:
+            message += f", {len(rendered[1][2])} to Secret {spec.target.secret.name}"
         return Outcome(
             ready=True,
             reason="Synced",
-            message=f"{len(data)} keys synced to ConfigMap {target.name}",
-            key_count=len(data),
-            data_hash=digest,
+            message=message,
+            key_count=len(config_data),
+            data_hash=digests["ConfigMap"],
             feature_flag_count=len(flags) if flags is not None else None,
+            secret_key_count=len(rendered[1][2]) if spec.target.secret is not None else None,
+            secret_data_hash=digests.get("Secret"),
             synced=True,
+            secrets_refreshed=secrets_changed,
             refresh_request=refresh_request,
         )
 
-    async def _roll(self, configmap: str, digest: str) -> None:
-        rolled = await asyncio.to_thread(roll, self.kube.apps, self.ref.namespace, "ConfigMap", configmap, CONFIG_HASH, digest)
+    async def _write(self, kind: Kind, name: str, data: dict[str, str], digest: str, policy: RolloutPolicy) -> bool:
+        """Apply one target; True when its data changed. Rolls consumers only on a real store change."""
+        written = await asyncio.to_thread(apply_target, self.kube.core, kind, self.ref, name, data, digest)
+        if not written.written:
+            return False
+        verb = "created" if written.previous_hash is None else "updated"
+        metrics.target_written(kind, created=written.previous_hash is None)
+        self.logger.info("%s %s %s: %d keys, hash %s", kind, name, verb, len(data), digest)
+        await self._event("Normal", "Synced", f"{kind} {name} {verb}: {len(data)} keys (hash {digest})")
+        # Not on creation (first sync) and not when we only repaired a manual edit (same hash as before).
+        if written.previous_hash not in (None, digest) and policy is RolloutPolicy.ON_CHANGE:
+            await self._roll(kind, name, digest)
+        return written.previous_hash != digest
+
+    async def _roll(self, kind: Kind, name: str, digest: str) -> None:
+        annotation = CONFIG_HASH if kind == "ConfigMap" else SECRET_HASH
+        rolled = await asyncio.to_thread(roll, self.kube.apps, self.ref.namespace, kind, name, annotation, digest)
         for item in rolled:
             metrics.rolled(item.workload.kind)
-            message = f"ConfigMap {configmap} changed (hash {digest}); rolling pods, as {self.ref} requested"
-            self.logger.info("rolled %s %s: ConfigMap %s changed", item.workload.kind, item.workload.name, configmap)
+            message = f"{kind} {name} changed (hash {digest}); rolling pods, as {self.ref} requested"
+            self.logger.info("rolled %s %s: %s %s changed", item.workload.kind, item.workload.name, kind, name)
             await asyncio.to_thread(events.record, self.kube.core, item.workload, "Normal", "ConfigChanged", message)
         if rolled:
             names = ", ".join(f"{r.workload.kind}/{r.workload.name}" for r in rolled)
-            await self._event("Normal", "RolledOut", f"ConfigMap {configmap} changed; rolled {names}")
+            await self._event("Normal", "RolledOut", f"{kind} {name} changed; rolled {names}")
 
     def _failed(self, failure: Failure) -> Outcome:
         self.failures += 1
