@@ -30,8 +30,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $mode -}}
 {{- end }}
 
-{{/* The rules both modes grant on namespaced resources; docs/install.md explains each. */}}
-{{- define "appconfig-sync.namespacedRules" -}}
+{{/* The rules of both modes (all on namespaced resources); docs/install.md explains each. */}}
+{{- define "appconfig-sync.rules" -}}
 - apiGroups: [appconfigsync.dev]
   resources: [appconfigsyncs]
   verbs: [list, watch, patch]
