@@ -88,6 +88,9 @@ def _refresh_objects() -> None:
     OBJECTS.labels(ready="false").set(len(_ready) - ready)
 
 
+_refresh_objects()  # both series exist from the start (0 on a standby), so dashboards need no absent()
+
+
 def target_written(kind: str, created: bool) -> None:
     TARGET_WRITES.labels(kind=kind, operation="create" if created else "update").inc()
 

@@ -193,3 +193,29 @@ def test_may_take() -> None:
 
 def test_micro_time_always_has_six_fraction_digits() -> None:
     assert micro_time(dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)) == "2024-01-02T03:04:05.000000Z"
+
+
+def test_lead_runs_the_work_as_leader_and_releases_afterwards() -> None:
+    from appconfig_sync import leader
+    from appconfig_sync.metrics import LEADER
+
+    api = FakeLeases()
+    a = LeaseElector(api, "ns", "l", "a")  # type: ignore[arg-type]
+    seen: list[tuple[str | None, float]] = []
+
+    def work() -> None:
+        seen.append((api.leases["l"]["spec"]["holderIdentity"], LEADER._value.get()))
+
+    assert leader.lead(a, work) == 0
+    assert seen == [("a", 1.0)]
+    assert api.leases["l"]["spec"]["holderIdentity"] is None and LEADER._value.get() == 0
+
+
+def test_lead_exits_2_when_the_lease_is_forbidden() -> None:
+    from appconfig_sync import leader
+
+    api = FakeLeases()
+    api.forbidden = True
+    ran: list[bool] = []
+    assert leader.lead(LeaseElector(api, "ns", "l", "a"), lambda: ran.append(True)) == 2  # type: ignore[arg-type]
+    assert ran == []
