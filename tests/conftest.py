@@ -23,12 +23,13 @@ def _running(directory: Path) -> bool:
 
 @pytest.fixture(scope="session")
 def cluster(request: pytest.FixtureRequest) -> Iterator[ControlPlane]:
-    """Reuses a control plane from `make cluster` when one runs; otherwise starts one for the session.
+    """Starts a control plane for the session (or, with APPCONFIG_SYNC_REUSE_CLUSTER=1, uses the one from
+    `make cluster`: quicker while developing, but `make demo`'s operator would then see the tests' objects).
 
     A started one is stopped at the end; its logs are kept (and their path printed) when tests failed.
     """
     shared = REPO / ".cluster"
-    if os.environ.get("APPCONFIG_SYNC_FRESH_CLUSTER") != "1" and _running(shared):
+    if os.environ.get("APPCONFIG_SYNC_REUSE_CLUSTER") == "1" and _running(shared):
         yield ControlPlane(shared)
         return
     directory = shared / f"pytest-{os.getpid()}"
