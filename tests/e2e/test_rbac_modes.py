@@ -92,6 +92,18 @@ def prepare(kube: Kube, store, emulator: EmulatorServer, objects: int = 1) -> No
         kube.app_sync(f"web{i}")
 
 
+def wait_for_rbac(cluster: ControlPlane, service_account: str, namespace: str, *checks: str) -> None:
+    """RBAC reaches the authorizer through a watch: let the bindings arrive before the operator starts."""
+    user = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{service_account}"
+    for check in checks:
+        verb, resource = check.split(" ")
+        wait_for(
+            lambda: cluster.kubectl("auth", "can-i", verb, resource, "-n", namespace, "--as", user, check=False)
+            .stdout.strip() == "yes",
+            what=f"{user} may {check} in {namespace}",
+        )
+
+
 def denied_lines(log: str) -> list[str]:
     return [line for line in log.splitlines() if DENIED.search(line)]
 
@@ -110,6 +122,8 @@ def test_namespaced_mode_syncs_and_cannot_reach_anything_else(
         for subject in doc.get("subjects", []):
             subject["name"] = service_account
     kubeconfig = cluster.mint_kubeconfig(OPERATOR_NAMESPACE, service_account, [yaml.safe_dump_all(rbac)])
+    wait_for_rbac(cluster, service_account, namespace, "watch appconfigsyncs.appconfigsync.dev",
+                  "update leases.coordination.k8s.io/appconfig-sync")
 
     prepare(kube, store, emulator)
     operator = run_operator(kubeconfig, "--namespace", namespace, "--leader-elect", "--leader-election-namespace", namespace)
@@ -159,6 +173,7 @@ def test_clusterwide_mode_syncs_with_only_the_clusterrole(
     binding["subjects"][0]["name"] = service_account
     request.addfinalizer(lambda: cluster.kubectl("delete", "clusterrolebinding", binding["metadata"]["name"], check=False))
     kubeconfig = cluster.mint_kubeconfig(OPERATOR_NAMESPACE, service_account, [yaml.safe_dump_all([role, binding])])
+    wait_for_rbac(cluster, service_account, namespace, "watch appconfigsyncs.appconfigsync.dev")
     objects = 5
 
     prepare(kube, store, emulator, objects=objects)
