@@ -164,6 +164,10 @@ def scrub(text: str) -> str:
     return text
 
 
+# Entra ID's error code and first sentence, e.g. "AADSTS7000215: Invalid client secret provided for application '...'".
+_AADSTS = re.compile(r"AADSTS\d+:.*?(?=\.\s|\.?$|\s+Trace ID:)", re.MULTILINE)
+
+
 def _retry_after(exc: HttpResponseError) -> float | None:
     headers = getattr(exc.response, "headers", None) or {}
     for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001), ("Retry-After", 1.0)):
@@ -184,6 +188,14 @@ def classify(exc: BaseException) -> Failure:
     keyvault = _keyvault_failure(exc)
     if keyvault is not None:
         return keyvault
+    entra = _AADSTS.search(str(exc)) if isinstance(exc, ClientAuthenticationError) else None
+    if entra is not None:
+        # The token request failed, not the store: Entra ID's code says which part of the identity is wrong.
+        return Failure(
+            "AuthenticationFailed",
+            f"Microsoft Entra ID refused the identity ({scrub(entra.group(0))[:500]}): check its tenant, "
+            "client ID, client secret or federated credential",
+        )
     if isinstance(exc, ClientAuthenticationError) or (
         isinstance(exc, HttpResponseError) and exc.status_code in (401, 403)
     ):
