@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 
 from kubernetes import client
@@ -11,6 +12,7 @@ from kubernetes.client.rest import ApiException
 from appconfig_sync.objects import ObjectRef
 
 COMPONENT = "appconfig-sync"
+logger = logging.getLogger(__name__)
 
 
 def record(core: client.CoreV1Api, about: ObjectRef, type_: str, reason: str, message: str) -> None:
@@ -36,5 +38,5 @@ def record(core: client.CoreV1Api, about: ObjectRef, type_: str, reason: str, me
     }
     try:
         core.create_namespaced_event(about.namespace, body)
-    except ApiException:
-        pass
+    except ApiException as exc:
+        logger.warning("could not post Event %s on %s: HTTP %s %s", reason, about, exc.status, exc.reason)
