@@ -14,7 +14,7 @@ import jwt
 import pytest
 from azure.identity import ClientSecretCredential
 from azure.keyvault.secrets import SecretClient
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from appconfig_sync.objects import SECRET_HASH
 from e2e_support import OPERATOR_NAMESPACE, OPERATOR_SA, Kube, put, wait_for
@@ -190,10 +190,12 @@ def test_workload_identity_default_and_per_object_client_id_and_an_untrusted_tok
 
     # A token the API server did not sign (same claims, another key) is not trusted: the reload fails
     # and the data stays.
-    claims = jwt.decode(token_file.read_text(), options={"verify_signature": False})
-    forged_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    header = jwt.get_unverified_header(token_file.read_text())
-    token_file.write_text(jwt.encode(claims, forged_key, algorithm="RS256", headers={"kid": header.get("kid")}))
+    real = token_file.read_text()
+    claims = jwt.decode(real, options={"verify_signature": False})
+    header = jwt.get_unverified_header(real)
+    forged_key = (ec.generate_private_key(ec.SECP256R1()) if header["alg"] == "ES256"
+                  else rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    token_file.write_text(jwt.encode(claims, forged_key, algorithm=header["alg"], headers={"kid": header.get("kid")}))
     put(secure.store, "message", "changed")
     put(secure.store, "Sentinel", "2")
     request_refresh(kube, "web")

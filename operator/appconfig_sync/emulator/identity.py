@@ -416,7 +416,9 @@ def _signed_by(assertion: str, key_set: jwt.PyJWKSet) -> bool:
         try:
             jwt.decode(assertion, key.key, algorithms=ASSERTION_ALGORITHMS,
                        options={"verify_aud": False, "verify_exp": False})
-        except jwt.InvalidTokenError:
+        except (jwt.InvalidTokenError, TypeError, ValueError):
+            # TypeError: the token's alg does not fit this key's type (RS256 against the API server's EC
+            # key): not signed by it, rather than a 500.
             continue
         return True
     return False
