@@ -15,9 +15,25 @@ WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
 
 
 @dataclass(frozen=True)
+class Change:
+    """A target's current data hash, which consumers carry as `annotation` on their pod template.
+
+    `new` marks a real store change: every consumer rolls. Otherwise only consumers that already carry an
+    older hash roll (a rollout interrupted by a failure or a restart is completed), and a workload that
+    never carried one (as on the first sync) is left alone.
+    """
+
+    kind: Kind
+    name: str
+    annotation: str
+    data_hash: str
+    new: bool
+
+
+@dataclass(frozen=True)
 class Rolled:
     workload: ObjectRef
-    previous: str | None
+    changes: tuple[Change, ...]
 
 
 def _pod_spec_references(pod_spec: dict[str, Any], kind: Kind, name: str) -> bool:
@@ -65,13 +81,23 @@ def list_workloads(apps: client.AppsV1Api, namespace: str) -> list[dict[str, Any
     return items
 
 
-def roll(
-    apps: client.AppsV1Api, namespace: str, kind: Kind, name: str, annotation: str, data_hash: str
-) -> list[Rolled]:
-    """Stamp `annotation: data_hash` on every consumer's pod template that does not carry it yet.
+def due_changes(workload: dict[str, Any], changes: list[Change]) -> tuple[Change, ...]:
+    """The changes this workload consumes and does not carry yet (see Change for when that rolls it)."""
+    template_annotations = workload["spec"]["template"].get("metadata", {}).get("annotations") or {}
+    return tuple(
+        change
+        for change in changes
+        if any(consumers([workload], change.kind, change.name))
+        and template_annotations.get(change.annotation) != change.data_hash
+        and (change.new or change.annotation in template_annotations)
+    )
 
-    Idempotent: a workload already at this hash is not patched, so a retried or repeated pass
-    rolls nothing twice.
+
+def roll(apps: client.AppsV1Api, namespace: str, changes: list[Change]) -> list[Rolled]:
+    """Stamp each change's hash on the pod template of the consumers that are due (see Change).
+
+    One patch per workload, however many of its targets changed, so one store change is one rollout.
+    Idempotent: a workload already at these hashes is not patched, so a repeated pass rolls nothing twice.
     """
     rolled: list[Rolled] = []
     patchers = {
@@ -79,14 +105,12 @@ def roll(
         "StatefulSet": apps.patch_namespaced_stateful_set,
         "DaemonSet": apps.patch_namespaced_daemon_set,
     }
-    for workload in consumers(list_workloads(apps, namespace), kind, name):
-        template_annotations = workload["spec"]["template"].get("metadata", {}).get("annotations") or {}
-        previous = template_annotations.get(annotation)
-        if previous == data_hash:
+    for workload in list_workloads(apps, namespace):
+        due = due_changes(workload, changes)
+        if not due:
             continue
         meta = workload["metadata"]
-        patchers[workload["kind"]](
-            meta["name"], namespace, {"spec": {"template": {"metadata": {"annotations": {annotation: data_hash}}}}}
-        )
-        rolled.append(Rolled(ObjectRef("apps/v1", workload["kind"], namespace, meta["name"], meta["uid"]), previous))
+        annotations = {change.annotation: change.data_hash for change in due}
+        patchers[workload["kind"]](meta["name"], namespace, {"spec": {"template": {"metadata": {"annotations": annotations}}}})
+        rolled.append(Rolled(ObjectRef("apps/v1", workload["kind"], namespace, meta["name"], meta["uid"]), due))
     return rolled

@@ -23,7 +23,7 @@ from appconfig_sync import GROUP, PLURAL, VERSION, events, metrics
 from appconfig_sync.access import AccessError, AzureOptions, resolve_access
 from appconfig_sync.objects import CONFIG_HASH, REFRESH_REQUESTED, SECRET_HASH, ObjectRef
 from appconfig_sync.render import FEATURE_MANAGEMENT, RenderError, data_hash, render
-from appconfig_sync.rollout import roll
+from appconfig_sync.rollout import Change, roll
 from appconfig_sync.spec import AppConfigSyncSpec, RolloutPolicy, SpecError, Target, parse_spec
 from appconfig_sync.status import Outcome, next_status, status_patch
 from appconfig_sync.store import Failure, SecretReferences, StoreAccess, classify, open_store
@@ -183,19 +183,25 @@ class SyncLoop:
         except RenderError as exc:
             return self._failed(Failure(exc.reason, exc.message))
         digests: dict[Kind, str] = {}
-        secrets_changed = False
+        changes: list[Change] = []
         for kind, target, data in rendered:
             digest = digests[kind] = data_hash(data)
             if not force and self.published.get(kind) == digest:
                 continue
             try:
-                changed = await self._write(kind, target.name, data, digest, spec.rollout)
+                new = await self._write(kind, target.name, data, digest)
             except TargetConflict as exc:
                 return self._failed(Failure("TargetConflict", str(exc)))
             except ApiException as exc:
                 return self._failed(Failure("KubernetesError", f"writing {kind} {target.name}: HTTP {exc.status} {exc.reason}"))
-            secrets_changed |= kind == "Secret" and changed
+            changes.append(Change(kind, target.name, CONFIG_HASH if kind == "ConfigMap" else SECRET_HASH, digest, new))
             self.published[kind] = digest
+        if changes and spec.rollout is RolloutPolicy.ON_CHANGE:
+            try:
+                await self._roll(changes)
+            except ApiException as exc:
+                # The targets hold the new data; the next pass completes the rollout (see rollout.Change).
+                return self._failed(Failure("RolloutFailed", f"rolling the consumers failed: HTTP {exc.status} {exc.reason}"))
         if spec.key_vault is not None and spec.key_vault.refresh_interval is not None:
             self.next_secret_check = time.monotonic() + spec.key_vault.refresh_interval.total_seconds()
         self.failures = 0
@@ -213,12 +219,13 @@ class SyncLoop:
             secret_key_count=len(rendered[1][2]) if spec.target.secret is not None else None,
             secret_data_hash=digests.get("Secret"),
             synced=True,
-            secrets_refreshed=secrets_changed,
+            secrets_refreshed=any(change.kind == "Secret" and change.new for change in changes),
             refresh_request=refresh_request,
         )
 
-    async def _write(self, kind: Kind, name: str, data: dict[str, str], digest: str, policy: RolloutPolicy) -> bool:
-        """Apply one target; True when its data changed. Rolls consumers only on a real store change."""
+    async def _write(self, kind: Kind, name: str, data: dict[str, str], digest: str) -> bool:
+        """Apply one target; True for a real store change: not on creation (the first sync) and not when
+        a manual edit was repaired (the hash stamped before is the same)."""
         written = await asyncio.to_thread(apply_target, self.kube.core, kind, self.ref, name, data, digest)
         if not written.written:
             return False
@@ -226,22 +233,20 @@ class SyncLoop:
         metrics.target_written(kind, created=written.previous_hash is None)
         self.logger.info("%s %s %s: %d keys, hash %s", kind, name, verb, len(data), digest)
         await self._event("Normal", "Synced", f"{kind} {name} {verb}: {len(data)} keys (hash {digest})")
-        # Not on creation (first sync) and not when we only repaired a manual edit (same hash as before).
-        if written.previous_hash not in (None, digest) and policy is RolloutPolicy.ON_CHANGE:
-            await self._roll(kind, name, digest)
-        return written.previous_hash != digest
+        return written.previous_hash not in (None, digest)
 
-    async def _roll(self, kind: Kind, name: str, digest: str) -> None:
-        annotation = CONFIG_HASH if kind == "ConfigMap" else SECRET_HASH
-        rolled = await asyncio.to_thread(roll, self.kube.apps, self.ref.namespace, kind, name, annotation, digest)
+    async def _roll(self, changes: list[Change]) -> None:
+        rolled = await asyncio.to_thread(roll, self.kube.apps, self.ref.namespace, changes)
         for item in rolled:
             metrics.rolled(item.workload.kind)
-            message = f"{kind} {name} changed (hash {digest}); rolling pods, as {self.ref} requested"
-            self.logger.info("rolled %s %s: %s %s changed", item.workload.kind, item.workload.name, kind, name)
+            what = " and ".join(f"{c.kind} {c.name} (hash {c.data_hash})" for c in item.changes)
+            self.logger.info("rolled %s %s: %s changed", item.workload.kind, item.workload.name, what)
+            message = f"{what} changed; rolling pods, as {self.ref} requested"
             await asyncio.to_thread(events.record, self.kube.core, item.workload, "Normal", "ConfigChanged", message)
         if rolled:
             names = ", ".join(f"{r.workload.kind}/{r.workload.name}" for r in rolled)
-            await self._event("Normal", "RolledOut", f"{kind} {name} changed; rolled {names}")
+            targets = " and ".join(sorted({f"{c.kind} {c.name}" for r in rolled for c in r.changes}))
+            await self._event("Normal", "RolledOut", f"{targets} changed; rolled {names}")
 
     def _failed(self, failure: Failure) -> Outcome:
         self.failures += 1

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from appconfig_sync.rollout import consumers
+from appconfig_sync.rollout import Change, consumers, due_changes
 
 
 def workload(pod: dict[str, Any], annotations: dict[str, str] | None = None, name: str = "w") -> dict[str, Any]:
@@ -49,3 +49,22 @@ def test_secret_references_are_found(pod: dict[str, Any]) -> None:
 def test_a_workload_can_opt_out() -> None:
     pod = {"containers": [{"name": "c", "envFrom": [{"configMapRef": {"name": "cfg"}}]}]}
     assert list(consumers([workload(pod, {"appconfigsync.dev/rollout": "disabled"})], "ConfigMap", "cfg")) == []
+
+
+def _consumer(annotations: dict[str, str]) -> dict[str, Any]:
+    pod = {"containers": [{"name": "c", "envFrom": [{"configMapRef": {"name": "cfg"}}, {"secretRef": {"name": "sec"}}]}]}
+    body = workload(pod)
+    body["spec"]["template"]["metadata"] = {"annotations": annotations}
+    return body
+
+
+def test_a_new_change_rolls_every_consumer_once_for_both_targets() -> None:
+    changes = [Change("ConfigMap", "cfg", "h/config", "c2", new=True), Change("Secret", "sec", "h/secret", "s2", new=True)]
+    assert due_changes(_consumer({}), changes) == tuple(changes)
+    assert due_changes(_consumer({"h/config": "c2", "h/secret": "s2"}), changes) == ()
+
+
+def test_without_a_new_change_only_stale_stamps_are_completed() -> None:
+    current = [Change("ConfigMap", "cfg", "h/config", "c2", new=False)]
+    assert due_changes(_consumer({}), current) == (), "the first sync rolls nothing"
+    assert due_changes(_consumer({"h/config": "c1"}), current) == tuple(current), "an interrupted rollout completes"
