@@ -129,9 +129,9 @@ def test_service_principal_syncs_and_a_wrong_secret_is_authentication_failed(
     assert log.count(route="kv", status=200) >= 1
 
     # The client secret is rotated in Kubernetes to a wrong one; a reload must fail and keep the old data.
+    # The sentinel stays, so only the requested full reload (with fresh credentials) could see the new value.
     sp_secret(kube, "not-the-secret", tenant=secure.issuer.tenant_id, replace=True)
     put(secure.store, "message", "changed")
-    put(secure.store, "Sentinel", "2")
     request_refresh(kube)
     failed = wait_reason(kube, "AuthenticationFailed")
     assert failed["status"] == "False"
@@ -144,7 +144,7 @@ def test_service_principal_syncs_and_a_wrong_secret_is_authentication_failed(
     # Fixed again: the next reload picks the credentials up and the new data.
     sp_secret(kube, SP_SECRET, tenant=secure.issuer.tenant_id, replace=True)
     request_refresh(kube)
-    wait_for(lambda: kube.data("web-config") == {"message": "changed", "Sentinel": "2"}, timeout=45, what="recovery")
+    wait_for(lambda: kube.data("web-config") == {"message": "changed", "Sentinel": "1"}, timeout=45, what="recovery")
     wait_ready(kube)
     for secret in (SP_SECRET, "not-the-secret"):
         assert not leaks(secret, operator.log, event_messages(kube), kube.sync("web"))
@@ -196,8 +196,7 @@ def test_workload_identity_default_and_per_object_client_id_and_an_untrusted_tok
     forged_key = (ec.generate_private_key(ec.SECP256R1()) if header["alg"] == "ES256"
                   else rsa.generate_private_key(public_exponent=65537, key_size=2048))
     token_file.write_text(jwt.encode(claims, forged_key, algorithm=header["alg"], headers={"kid": header.get("kid")}))
-    put(secure.store, "message", "changed")
-    put(secure.store, "Sentinel", "2")
+    put(secure.store, "message", "changed")  # the sentinel stays: only the requested reload could see it
     request_refresh(kube, "web")
     forged = wait_reason(kube, "AuthenticationFailed", "web")
     assert "AADSTS700027" in forged["message"], forged["message"]
