@@ -24,6 +24,7 @@ class Outcome:
     """True when the pass loaded the store and the targets now hold that data: stamps lastSyncTime."""
     secrets_refreshed: bool = False
     refresh_request: str | None = None
+    sentinel_etag: str | None = None
 
 
 def timestamp(now: dt.datetime) -> str:
@@ -58,6 +59,7 @@ def next_status(current: Mapping[str, Any], outcome: Outcome, generation: int, n
         ("secretKeyCount", outcome.secret_key_count),
         ("secretDataHash", outcome.secret_data_hash),
         ("lastRefreshRequest", outcome.refresh_request),
+        ("sentinelETag", outcome.sentinel_etag),
     ):
         if value is not None:
             status[field] = value

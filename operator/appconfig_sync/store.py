@@ -143,6 +143,19 @@ async def open_store(
     return await load(access.endpoint, access.credential, **options)
 
 
+def sentinel_etag(provider: AzureAppConfigurationProvider) -> str | None:
+    """The sentinel's ETag as the provider last saw it ("" while the key does not exist), for status.
+
+    The provider keeps it in a private mapping {(key, label): etag}; None when it has none (watch-all mode,
+    or a provider version that stores it differently: status then just omits it).
+    """
+    watched = getattr(provider, "_watched_settings", None)
+    if not isinstance(watched, Mapping) or len(watched) != 1:
+        return None
+    (etag,) = watched.values()
+    return etag or ""
+
+
 @dataclass(frozen=True)
 class Failure:
     reason: str

@@ -26,7 +26,7 @@ from appconfig_sync.render import FEATURE_MANAGEMENT, RenderError, data_hash, re
 from appconfig_sync.rollout import Change, roll
 from appconfig_sync.spec import AppConfigSyncSpec, RolloutPolicy, SpecError, Target, parse_spec
 from appconfig_sync.status import Outcome, next_status, status_patch
-from appconfig_sync.store import Failure, SecretReferences, StoreAccess, classify, open_store
+from appconfig_sync.store import Failure, SecretReferences, StoreAccess, classify, open_store, sentinel_etag
 from appconfig_sync.targets import Kind, TargetConflict, apply_target
 
 MAX_BACKOFF = 300.0
@@ -219,6 +219,7 @@ class SyncLoop:
             secret_key_count=len(rendered[1][2]) if spec.target.secret is not None else None,
             secret_data_hash=digests.get("Secret"),
             synced=True,
+            sentinel_etag=sentinel_etag(provider),
             secrets_refreshed=any(change.kind == "Secret" and change.new for change in changes),
             refresh_request=refresh_request,
         )

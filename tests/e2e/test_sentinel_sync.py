@@ -39,6 +39,8 @@ def test_sentinel_change_reloads_and_rolls_the_deployment(
     rolled = wait_for(lambda: len(kube.replica_sets("web")) == 2 and kube.replica_sets("web"), what="new ReplicaSet")
     assert set(first_replica_sets) < set(rolled)
 
+    etag = store.get_configuration_setting("Sentinel").etag
+    wait_for(lambda: kube.sync("web")["status"].get("sentinelETag") == etag, what="status.sentinelETag")
     table = kube.cluster.kubectl("-n", kube.namespace, "get", "acs").stdout
     assert "web" in table and "True" in table and "Synced" in table
     reasons = {(e.involved_object.kind, e.reason) for e in kube.events()}
