@@ -29,13 +29,18 @@ def operator_kubeconfig(cluster: ControlPlane, crds: None) -> Path:
 def start_operator(
     operator_kubeconfig: Path, namespace: str, tmp_path: Path
 ) -> Iterator[Callable[..., OperatorProcess]]:
-    """Starts `appconfig-sync run` watching the test's namespace; stopped at teardown."""
+    """Starts `appconfig-sync run` as the operator's ServiceAccount watching the test's namespace (or, with
+    `kubeconfig=` and `watch=`, another identity and other namespaces; `watch=[]` is cluster-wide).
+    Stopped at teardown."""
     started: list[OperatorProcess] = []
 
-    def start(*extra: str, env: dict[str, str] | None = None) -> OperatorProcess:
+    def start(
+        *extra: str, env: dict[str, str] | None = None, kubeconfig: Path | None = None, watch: list[str] | None = None
+    ) -> OperatorProcess:
+        namespaces = [namespace] if watch is None else watch
         process = OperatorProcess(
-            [sys.executable, "-m", "appconfig_sync", "run", "--namespace", namespace, *extra],
-            {**os.environ, "KUBECONFIG": str(operator_kubeconfig), **(env or {})},
+            [sys.executable, "-m", "appconfig_sync", "run", *(f"--namespace={n}" for n in namespaces), *extra],
+            {**os.environ, "KUBECONFIG": str(kubeconfig or operator_kubeconfig), **(env or {})},
             tmp_path / f"operator-{len(started)}.log",
         ).start()
         started.append(process)

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from azure.appconfiguration import AzureAppConfigurationClient, ConfigurationSetting
 from kubernetes import client
 
-from appconfig_sync.emulator.server import EmulatorServer
 from controlplane import ControlPlane
 
 REPO = Path(__file__).resolve().parents[2]

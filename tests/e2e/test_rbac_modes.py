@@ -6,13 +6,10 @@ deploy/ binds the operator's, and starts `appconfig-sync run` with it as a separ
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,24 +36,6 @@ def kustomize(cluster: ControlPlane, overlay: str) -> list[dict[str, Any]]:
 def rss_kib(process: OperatorProcess) -> int:
     assert process.proc is not None
     return int(subprocess.run(["ps", "-o", "rss=", "-p", str(process.proc.pid)], capture_output=True, text=True).stdout)
-
-
-@pytest.fixture
-def run_operator(namespace: str, tmp_path: Path) -> Iterator[Callable[..., OperatorProcess]]:
-    started: list[OperatorProcess] = []
-
-    def start(kubeconfig: Path, *args: str) -> OperatorProcess:
-        process = OperatorProcess(
-            [sys.executable, "-m", "appconfig_sync", "run", *args],
-            {**os.environ, "KUBECONFIG": str(kubeconfig)},
-            tmp_path / f"operator-{len(started)}.log",
-        ).start()
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.stop()
 
 
 @pytest.fixture
@@ -110,7 +89,7 @@ def denied_lines(log: str) -> list[str]:
 
 def test_namespaced_mode_syncs_and_cannot_reach_anything_else(
     cluster: ControlPlane, crds: None, namespace: str, other_namespace: str, kube: Kube, store,
-    emulator: EmulatorServer, run_operator,
+    emulator: EmulatorServer, start_operator,
 ) -> None:
     # deploy/namespaced's Roles and RoleBindings (the watched namespace's and the leader Lease's), moved to this
     # test's namespace (the Lease too, so no other test's Lease is involved) and bound to a fresh identity.
@@ -126,7 +105,7 @@ def test_namespaced_mode_syncs_and_cannot_reach_anything_else(
                   "update leases.coordination.k8s.io/appconfig-sync")
 
     prepare(kube, store, emulator)
-    operator = run_operator(kubeconfig, "--namespace", namespace, "--leader-elect", "--leader-election-namespace", namespace)
+    operator = start_operator("--leader-elect", "--leader-election-namespace", namespace, kubeconfig=kubeconfig)
     sync_and_roll(kube, store, emulator)
 
     core = client.CoreV1Api(cluster.api_client(kubeconfig))
@@ -159,7 +138,7 @@ def test_namespaced_mode_syncs_and_cannot_reach_anything_else(
 
 
 def test_clusterwide_mode_syncs_with_only_the_clusterrole(
-    cluster: ControlPlane, crds: None, namespace: str, kube: Kube, store, emulator: EmulatorServer, run_operator,
+    cluster: ControlPlane, crds: None, namespace: str, kube: Kube, store, emulator: EmulatorServer, start_operator,
     request: pytest.FixtureRequest,
 ) -> None:
     """All namespaces are watched (no --namespace): kopf's cluster-wide start-up runs with the ClusterRole alone.
@@ -177,7 +156,7 @@ def test_clusterwide_mode_syncs_with_only_the_clusterrole(
     objects = 5
 
     prepare(kube, store, emulator, objects=objects)
-    operator = run_operator(kubeconfig)
+    operator = start_operator(kubeconfig=kubeconfig, watch=[])
     sync_and_roll(kube, store, emulator)
     for i in range(1, objects):
         wait_for(lambda: (kube.ready(f"web{i}") or {}).get("status") == "True", what=f"web{i} Ready")
