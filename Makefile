@@ -38,8 +38,11 @@ demo: install control-plane
 demo-down:
 	@bash hack/demo.sh down
 
+# Figures, each next to its baseline: control-plane start, emulator throughput, operator cost at scale.
 bench: install control-plane
-	@$(PY) bench/run.py
+	@$(PY) bench/controlplane_start.py
+	@$(PY) bench/emulator_rps.py
+	@$(PY) bench/operator_scale.py
 
 clean: cluster-down
 	rm -rf $(VENV) $(CLUSTER_DIR) .demo
