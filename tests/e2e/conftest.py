@@ -15,8 +15,12 @@ import pytest
 from azure.appconfiguration import AzureAppConfigurationClient
 from kubernetes import client
 
+from appconfig_sync.emulator.identity import TokenIssuer
+from appconfig_sync.emulator.keyvault import SecretVault
 from appconfig_sync.emulator.server import EmulatorServer
+from appconfig_sync.emulator.tls import ensure_tls
 from controlplane import ControlPlane
+from secure_support import MI_ID, SP_ID, SP_SECRET, Secure
 from e2e_support import OPERATOR_NAMESPACE, OPERATOR_SA, Audit, Kube, OperatorProcess, operator_rbac
 
 
@@ -73,3 +77,22 @@ def kube(cluster: ControlPlane, namespace: str, crds: None) -> Kube:
 @pytest.fixture
 def audit(cluster: ControlPlane) -> Audit:
     return Audit(cluster.audit_log)
+
+
+@pytest.fixture
+def secure(tmp_path: Path) -> Iterator[Secure]:
+    """HTTPS emulator with a service principal, a system- and a user-assigned managed identity, and a vault.
+
+    Federated credentials depend on the cluster's issuer and a ServiceAccount: tests register them.
+    """
+    issuer = TokenIssuer()
+    issuer.add_client_secret(SP_ID, SP_SECRET)
+    issuer.add_managed_identity(None)
+    issuer.add_managed_identity(MI_ID)
+    vault = SecretVault(issuer)
+    tls = ensure_tls(tmp_path / "emulator-tls")
+    with EmulatorServer(tls=tls, issuer=issuer, vault=vault) as server:
+        with AzureAppConfigurationClient.from_connection_string(
+            server.connection_string, connection_verify=str(tls.ca_cert)
+        ) as store:
+            yield Secure(server, issuer, vault, str(tls.ca_cert), store)

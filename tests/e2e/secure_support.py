@@ -1,6 +1,6 @@
 """The emulator as Azure looks to an AKS pod: HTTPS, an Entra ID token issuer and a Key Vault, in one process.
 
-Import the fixture into a test module (`from secure_support import secure`) to use it. The operator is told
+The `secure` fixture (tests/e2e/conftest.py) starts it. The operator is told
 to trust the emulator's CA with `--ca-file` (see `Secure.operator_args`); the tests' own SDK clients pass
 `connection_verify`.
 """
@@ -9,18 +9,14 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import pytest
 from azure.appconfiguration import AzureAppConfigurationClient
 
 from appconfig_sync.emulator.identity import TokenIssuer
 from appconfig_sync.emulator.keyvault import SecretVault
 from appconfig_sync.emulator.server import EmulatorServer
-from appconfig_sync.emulator.tls import ensure_tls
 
 # Client IDs are GUIDs: the CRD accepts nothing else.
 SP_ID, SP_SECRET = "11111111-0000-4000-8000-000000000001", "sp-secret-value-e2e"
@@ -53,25 +49,6 @@ class Secure:
     def reference(self, secret: str) -> str:
         """A Key Vault reference's value, pointing at a secret of this emulator's vault."""
         return json.dumps({"uri": f"{self.endpoint}/secrets/{secret}"})
-
-
-@pytest.fixture
-def secure(tmp_path: Path) -> Iterator[Secure]:
-    """HTTPS emulator with a service principal, a system- and a user-assigned managed identity, and a vault.
-
-    Federated credentials depend on the cluster's issuer and a ServiceAccount: tests register them.
-    """
-    issuer = TokenIssuer()
-    issuer.add_client_secret(SP_ID, SP_SECRET)
-    issuer.add_managed_identity(None)
-    issuer.add_managed_identity(MI_ID)
-    vault = SecretVault(issuer)
-    tls = ensure_tls(tmp_path / "emulator-tls")
-    with EmulatorServer(tls=tls, issuer=issuer, vault=vault) as server:
-        with AzureAppConfigurationClient.from_connection_string(
-            server.connection_string, connection_verify=str(tls.ca_cert)
-        ) as store:
-            yield Secure(server, issuer, vault, str(tls.ca_cert), store)
 
 
 def leaks(value: str, *texts: Any) -> list[str]:

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from appconfig_sync.objects import SECRET_HASH
 from e2e_support import OPERATOR_NAMESPACE, OPERATOR_SA, Kube, put, wait_for
-from secure_support import (  # noqa: F401 - `secure` is a fixture
+from secure_support import (
     KV_REF_CONTENT_TYPE,
     MI_ID,
     SP_ID,
@@ -28,7 +28,6 @@ from secure_support import (  # noqa: F401 - `secure` is a fixture
     WI_UNTRUSTING_ID,
     Secure,
     leaks,
-    secure,
 )
 
 pytestmark = pytest.mark.cluster
