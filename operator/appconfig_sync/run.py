@@ -62,8 +62,10 @@ def run(args: argparse.Namespace) -> int:
         log_refkey="object" if args.log_format == "json" else None,
     )
     logging.getLogger().setLevel(args.log_level)
-    # The Azure SDKs log every request at INFO, headers included: keep them quiet.
-    logging.getLogger("azure").setLevel(logging.WARNING)
+    # Even with --log-level DEBUG: the Azure SDKs log requests with headers, and the Kubernetes client and
+    # urllib3 log response bodies, which for Secrets hold their data.
+    for noisy in ("azure", "kubernetes", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     import appconfig_sync.handlers  # noqa: F401 - registers the handlers
 
     metrics.serve(args.metrics_port)  # before the election: a standby's metrics say it is one
