@@ -129,12 +129,21 @@ def resolve_access(
     core: client.CoreV1Api, namespace: str, spec: AppConfigSyncSpec, options: AzureOptions = AzureOptions()
 ) -> StoreAccess:
     store = spec.store
-    keyvault = keyvault_options(core, namespace, spec, options)
     client_options = tuple(options.client_options().items())
+    # Secrets are read before any credential is built, so a missing Secret leaves nothing to close.
     if store.connection_string is not None:
         ref = store.connection_string
         values = read_secret(core, namespace, ref.name, (ref.key,), "spec.store.connectionStringSecretRef")
-        return StoreAccess(connection_string=values[ref.key], client_options=client_options, keyvault=keyvault)
+        return StoreAccess(
+            connection_string=values[ref.key],
+            client_options=client_options,
+            keyvault=keyvault_options(core, namespace, spec, options),
+        )
     assert store.endpoint is not None
     credential = credential_for(core, namespace, store.auth, "spec.store.auth", options)
-    return StoreAccess(endpoint=store.endpoint, credential=credential, client_options=client_options, keyvault=keyvault)
+    return StoreAccess(
+        endpoint=store.endpoint,
+        credential=credential,
+        client_options=client_options,
+        keyvault=keyvault_options(core, namespace, spec, options),
+    )
