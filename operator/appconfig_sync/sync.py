@@ -32,7 +32,16 @@ from appconfig_sync.targets import Kind, TargetConflict, apply_target
 MAX_BACKOFF = 300.0
 SPEC_POLL = 1.0
 # Failures that a retry at the normal interval can fix as soon as the user acts (e.g. creates the Secret).
-USER_FIXABLE = {"SecretNotFound", "TargetConflict", "InvalidKeys", "TooLarge", "InvalidStoreSettings"}
+USER_FIXABLE = {"SecretNotFound", "TargetConflict", "InvalidKeys", "TooLarge", "InvalidStoreSettings", "InvalidSpec"}
+
+
+def next_delay(interval: float, outcome: Outcome, failures: int, retry_after: float | None) -> float:
+    """Seconds to the next pass: the interval while all is well or the fix is the user's; otherwise a
+    doubling backoff capped at 5 minutes (or the interval, if longer), never sooner than Retry-After."""
+    if outcome.ready or outcome.reason in USER_FIXABLE:
+        return interval
+    backoff = min(interval * 2 ** (failures - 1), max(MAX_BACKOFF, interval))
+    return max(backoff, retry_after or 0.0)
 
 
 @dataclass(frozen=True)
@@ -256,12 +265,7 @@ class SyncLoop:
 
     def _delay(self, outcome: Outcome) -> float:
         interval = self.loaded.spec.refresh.interval.total_seconds() if self.loaded else self._spec_interval()
-        if outcome.ready:
-            return interval
-        if outcome.reason in USER_FIXABLE or outcome.reason == "InvalidSpec":
-            return interval
-        backoff = min(interval * 2 ** (self.failures - 1), max(MAX_BACKOFF, interval))
-        return max(backoff, self.retry_after or 0.0)
+        return next_delay(interval, outcome, self.failures, self.retry_after)
 
     def _spec_interval(self) -> float:
         try:
