@@ -303,8 +303,9 @@ def test_keyvault_rotation_reaches_the_secret_within_its_interval_and_rolls(
     wait_for(lambda: secret_data(kube, "web-secrets") == {"db_password": "rotated-password"},
              timeout=60 + 40, interval=1, what="the rotated secret within refreshInterval (1m) plus a margin")
     took = time.monotonic() - rotated_at
-    status = kube.sync("web")["status"]
-    assert status.get("lastSecretRefreshTime"), status
+    # The Secret is written before the status that reports it.
+    status = wait_for(lambda: (s := kube.sync("web")["status"]).get("lastSecretRefreshTime") and s,
+                      what="status.lastSecretRefreshTime")
     rolled = wait_for(lambda: len(kube.replica_sets("web")) == 2 and kube.replica_sets("web"), what="a rollout")
     assert set(first_sets) < set(rolled)
     template = kube.apps.read_namespaced_deployment("web", kube.namespace).spec.template.metadata.annotations

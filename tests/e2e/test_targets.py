@@ -123,9 +123,10 @@ def test_missing_secret_is_reported_then_picked_up(kube: Kube, store, emulator: 
     assert "appconfig" in condition["message"] and "connectionString" in condition["message"]
     kube.connection_secret(emulator.connection_string)
     wait_for(lambda: kube.data("web-config") == {"message": "hello", "Sentinel": "1"}, timeout=15)
-    status = kube.sync("web")["status"]
+    # The ConfigMap is written before the status that reports it.
+    status = wait_for(lambda: (s := kube.sync("web")["status"]).get("keyCount") == 2 and s, what="status after sync")
     assert emulator.connection_string not in json.dumps(status)
-    assert status["keyCount"] == 2 and status["observedGeneration"] == kube.sync("web")["metadata"]["generation"]
+    assert status["observedGeneration"] == kube.sync("web")["metadata"]["generation"]
 
 
 def test_colliding_keys_and_oversize_keep_the_old_data(
