@@ -32,6 +32,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from appconfig_sync.emulator.tls import CA_CERT_FILE as CA, CA_KEY_FILE, CERT_FILE, KEY_FILE, ensure_tls
+
 HACK = Path(__file__).resolve().parent
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager")
 READY_TIMEOUT = float(os.environ.get("CONTROLPLANE_READY_TIMEOUT", "90"))
@@ -146,7 +148,7 @@ class ControlPlane:
             self.kubectl("apply", "-f", "-", input=manifest)
         token = self.kubectl("-n", namespace, "create", "token", service_account, "--duration=24h").stdout.strip()
         out = out or self.dir / f"kubeconfig-{namespace}-{service_account}"
-        ca = base64.b64encode((self.dir / "pki" / "ca.crt").read_bytes()).decode()
+        ca = base64.b64encode((self.dir / "pki" / CA).read_bytes()).decode()
         out.write_text(
             json.dumps(
                 {
@@ -183,76 +185,26 @@ def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
     path.chmod(0o600)
 
 
-def _cert(
-    subject: x509.Name,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: tuple[x509.Certificate, ec.EllipticCurvePrivateKey] | None,
-    *,
-    ca: bool = False,
-    server_names: list[str] | None = None,
-    client: bool = False,
-) -> x509.Certificate:
+def make_pki(pki: Path) -> None:
+    """The API server's CA and serving cert (the emulator's TLS helper makes both), an admin client cert
+    in system:masters signed by that CA, and the service-account signing key."""
+    ensure_tls(pki, hosts=("127.0.0.1", "localhost", "10.0.0.1", "kubernetes", "kubernetes.default", "kubernetes.default.svc"))
+    ca = x509.load_pem_x509_certificate((pki / CA).read_bytes())
+    ca_key = serialization.load_pem_private_key((pki / CA_KEY_FILE).read_bytes(), password=None)
+    admin_key = _key()
     now = dt.datetime.now(dt.timezone.utc)
-    builder = (
+    admin = (
         x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer[0].subject if issuer else subject)
-        .public_key(key.public_key())
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
+                                 x509.NameAttribute(NameOID.COMMON_NAME, "admin")]))
+        .issuer_name(ca.subject)
+        .public_key(admin_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True
-        )
-    else:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH]),
-            critical=False,
-        )
-    if server_names:
-        import ipaddress
-
-        sans: list[x509.GeneralName] = []
-        for name in server_names:
-            try:
-                sans.append(x509.IPAddress(ipaddress.ip_address(name)))
-            except ValueError:
-                sans.append(x509.DNSName(name))
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    return builder.sign(issuer[1] if issuer else key, hashes.SHA256())
-
-
-def make_pki(pki: Path) -> None:
-    pki.mkdir(parents=True, exist_ok=True)
-    ca_key = _key()
-    ca = _cert(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "appconfig-sync-local-ca")]), ca_key, None, ca=True)
-    _write_key(ca_key, pki / "ca.key")
-    (pki / "ca.crt").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-
-    serving_key = _key()
-    serving = _cert(
-        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]),
-        serving_key,
-        (ca, ca_key),
-        server_names=["127.0.0.1", "localhost", "10.0.0.1", "kubernetes", "kubernetes.default", "kubernetes.default.svc"],
-    )
-    _write_key(serving_key, pki / "apiserver.key")
-    (pki / "apiserver.crt").write_bytes(serving.public_bytes(serialization.Encoding.PEM))
-
-    admin_key = _key()
-    admin = _cert(
-        x509.Name(
-            [
-                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
-                x509.NameAttribute(NameOID.COMMON_NAME, "admin"),
-            ]
-        ),
-        admin_key,
-        (ca, ca_key),
-        client=True,
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
     )
     _write_key(admin_key, pki / "admin.key")
     (pki / "admin.crt").write_bytes(admin.public_bytes(serialization.Encoding.PEM))
@@ -273,7 +225,7 @@ def write_admin_kubeconfig(path: Path, server: str, pki: Path) -> None:
             {
                 "apiVersion": "v1",
                 "kind": "Config",
-                "clusters": [{"name": "local", "cluster": {"server": server, "certificate-authority-data": b64("ca.crt")}}],
+                "clusters": [{"name": "local", "cluster": {"server": server, "certificate-authority-data": b64(CA)}}],
                 "users": [
                     {
                         "name": "admin",
@@ -386,9 +338,9 @@ def up(directory: Path) -> ControlPlane:
                     f"--secure-port={api_port}",
                     "--bind-address=127.0.0.1",
                     "--advertise-address=127.0.0.1",
-                    f"--tls-cert-file={pki / 'apiserver.crt'}",
-                    f"--tls-private-key-file={pki / 'apiserver.key'}",
-                    f"--client-ca-file={pki / 'ca.crt'}",
+                    f"--tls-cert-file={pki / CERT_FILE}",
+                    f"--tls-private-key-file={pki / KEY_FILE}",
+                    f"--client-ca-file={pki / CA}",
                     "--service-cluster-ip-range=10.0.0.0/24",
                     "--allow-privileged=true",
                     "--authorization-mode=RBAC",
@@ -405,7 +357,7 @@ def up(directory: Path) -> ControlPlane:
                 logs,
             ),
         )
-        admin_ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        admin_ctx = ssl.create_default_context(cafile=str(pki / CA))
         admin_ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
         _wait_ready("kube-apiserver", procs["kube-apiserver"], f"{server}/readyz", logs, admin_ctx)
         write_admin_kubeconfig(directory / "kubeconfig", server, pki)
@@ -422,7 +374,7 @@ def up(directory: Path) -> ControlPlane:
                     f"--secure-port={kcm_port}",
                     f"--cert-dir={pki / 'kcm'}",
                     "--leader-elect=false",
-                    f"--root-ca-file={pki / 'ca.crt'}",
+                    f"--root-ca-file={pki / CA}",
                     f"--service-account-private-key-file={pki / 'sa.key'}",
                     "--controllers=deployment-controller,replicaset-controller,statefulset-controller,"
                     "daemonset-controller,garbage-collector-controller,namespace-controller,"
