@@ -25,6 +25,7 @@ pytestmark = pytest.mark.cluster
 
 # What a denied request leaves in the operator's log (kopf's and the kubernetes client's wording).
 DENIED = re.compile(r"\b403\b|forbidden", re.IGNORECASE)
+TIMESTAMP = re.compile(r"^\[[-\d :,.]+\]")
 # deploy/base/deployment.yaml's memory request (160Mi): the operator with a few objects must fit in it.
 MEMORY_REQUEST_KIB = 160 * 1024
 
@@ -84,7 +85,8 @@ def wait_for_rbac(cluster: ControlPlane, service_account: str, namespace: str, *
 
 
 def denied_lines(log: str) -> list[str]:
-    return [line for line in log.splitlines() if DENIED.search(line)]
+    # Match the message, not the "[2026-12-04 16:24:52,403]" timestamp before it.
+    return [line for line in log.splitlines() if DENIED.search(TIMESTAMP.sub("", line, count=1))]
 
 
 def test_namespaced_mode_syncs_and_cannot_reach_anything_else(
