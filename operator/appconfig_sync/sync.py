@@ -154,12 +154,13 @@ class SyncLoop:
         except Exception as exc:  # noqa: BLE001
             failure = classify(exc)
             if failure.reason == "AuthenticationFailed":
-                self.loaded = None  # re-read the credentials on the next pass: they may have been rotated
+                await self._close()  # the next pass re-reads the credentials: they may have been rotated
             return self._failed(failure)
         loaded.references.settle()
         # The provider re-resolves Key Vault secrets inside refresh() on its own timer, without a callback:
         # look at the rendered Secret on the same cadence (rendering alone, no request unless it changed).
-        secrets_due = loaded.spec.key_vault is not None and time.monotonic() >= self.next_secret_check
+        kv = loaded.spec.key_vault
+        secrets_due = kv is not None and kv.refresh_interval is not None and time.monotonic() >= self.next_secret_check
         if loaded.reloaded.is_set() or drifted or self.failures or secrets_due:
             loaded.reloaded.clear()
             return await self._publish(refresh_request=loaded.key[1], force=drifted or bool(self.failures))
