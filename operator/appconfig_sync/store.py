@@ -156,6 +156,25 @@ def sentinel_etag(provider: AzureAppConfigurationProvider) -> str | None:
     return etag or ""
 
 
+async def sentinel_unchanged(spec: AppConfigSyncSpec, access: StoreAccess, etag: str) -> bool:
+    """One conditional GET of the sentinel: True when the store still has the version with `etag` (304)."""
+    from azure.appconfiguration.aio import AzureAppConfigurationClient
+    from azure.core import MatchConditions
+
+    sentinel = spec.refresh.sentinel
+    assert sentinel is not None
+    options = {**dict(access.client_options), **SDK_RETRY}
+    if access.connection_string is not None:
+        client = AzureAppConfigurationClient.from_connection_string(access.connection_string, **options)
+    else:
+        client = AzureAppConfigurationClient(access.endpoint, access.credential, **options)
+    async with client:
+        current = await client.get_configuration_setting(
+            sentinel.key, sentinel.label or NULL_LABEL, etag=etag, match_condition=MatchConditions.IfModified
+        )
+    return current is None
+
+
 @dataclass(frozen=True)
 class Failure:
     reason: str

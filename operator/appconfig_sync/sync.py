@@ -26,7 +26,15 @@ from appconfig_sync.render import FEATURE_MANAGEMENT, RenderError, data_hash, re
 from appconfig_sync.rollout import Change, roll
 from appconfig_sync.spec import AppConfigSyncSpec, RolloutPolicy, SpecError, Target, parse_spec
 from appconfig_sync.status import Outcome, next_status, status_patch
-from appconfig_sync.store import Failure, SecretReferences, StoreAccess, classify, open_store, sentinel_etag
+from appconfig_sync.store import (
+    Failure,
+    SecretReferences,
+    StoreAccess,
+    classify,
+    open_store,
+    sentinel_etag,
+    sentinel_unchanged,
+)
 from appconfig_sync.targets import Kind, TargetConflict, apply_target
 
 MAX_BACKOFF = 300.0
@@ -70,6 +78,18 @@ class Loaded:
 
 
 @dataclass
+class Resumed:
+    """After an operator restart, when the targets are current and the sentinel is unchanged: the store is not
+    loaded (no listing, no Key Vault calls) until the sentinel changes. Each pass sends the same single
+    conditional GET the provider's refresh() would."""
+
+    spec: AppConfigSyncSpec
+    access: StoreAccess
+    key: tuple[int, str | None]
+    etag: str
+
+
+@dataclass
 class SyncLoop:
     body: Mapping[str, Any]  # kopf's live view: always the latest object
     kube: Kube
@@ -79,6 +99,8 @@ class SyncLoop:
     azure: AzureOptions = field(default_factory=AzureOptions)
 
     loaded: Loaded | None = None
+    resumed: Resumed | None = None
+    may_resume: bool = True  # only the first load of this process may resume from status
     published: dict[Kind, str] = field(default_factory=dict)
     """The data hash each target should hold; a different one in the watch means a manual edit."""
     next_secret_check: float = 0.0
@@ -106,17 +128,20 @@ class SyncLoop:
     async def step(self) -> float:
         """One pass; returns how long to wait before the next one."""
         started = time.monotonic()
-        if self.loaded is None or self.loaded.key != self._load_key():
+        if self.resumed is not None and self.resumed.key == self._load_key():
+            outcome = await self._check_resumed()
+        elif self.loaded is None or self.loaded.key != self._load_key():
             outcome = await self._load()
         else:
             outcome = await self._check()
         metrics.record_pass(self.ref.namespace, self.ref.name, outcome, started)
         if outcome is None:  # idle: nothing changed, nothing to report
-            return self.loaded.spec.refresh.interval.total_seconds() if self.loaded else 1.0
+            current = self.loaded or self.resumed
+            return current.spec.refresh.interval.total_seconds() if current else 1.0
         await self._report(outcome)
         return self._delay(outcome)
 
-    async def _load(self) -> Outcome:
+    async def _load(self) -> Outcome | None:
         await self._close()
         key = self._load_key()
         try:
@@ -127,6 +152,15 @@ class SyncLoop:
             access = await asyncio.to_thread(resolve_access, self.kube.core, self.ref.namespace, spec, self.azure)
         except AccessError as exc:
             return self._failed(Failure(exc.reason, exc.message))
+        if self.may_resume:
+            self.may_resume = False
+            etag = self._resumable(spec, key)
+            try:
+                if etag is not None and await sentinel_unchanged(spec, access, etag):
+                    self.resumed = Resumed(spec, access, key, etag)
+                    return None
+            except Exception:  # noqa: BLE001 - the full load below reports whatever is wrong
+                pass
         reloaded = asyncio.Event()
         references = SecretReferences(spec.trim_key_prefixes)
         try:
@@ -139,6 +173,43 @@ class SyncLoop:
         references.settle()
         self.loaded = Loaded(spec, provider, access, references, key, reloaded)
         return await self._publish(refresh_request=key[1], force=True)
+
+    def _resumable(self, spec: AppConfigSyncSpec, key: tuple[int, str | None]) -> str | None:
+        """The sentinel ETag to resume from, when status says the targets hold the store's data for this very
+        spec and the watch confirms they still do; None when a full load is needed."""
+        status = self.body.get("status") or {}
+        ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {})
+        kv = spec.key_vault
+        if (
+            spec.refresh.sentinel is None  # page-ETag mode: the provider holds the page ETags
+            or spec.feature_flags is not None  # flags are checked by page ETag too
+            or (kv is not None and kv.refresh_interval is not None)  # secrets are re-read on a timer
+            or ready.get("status") != "True"
+            or status.get("observedGeneration") != key[0]
+            or status.get("lastRefreshRequest") != key[1]
+        ):
+            return None
+        hashes: dict[Kind, str | None] = {"ConfigMap": status.get("dataHash"), "Secret": status.get("secretDataHash")}
+        targets = self._targets(spec)
+        if any(not hashes[kind] or self.target_hashes(kind, self.ref.namespace, name) != hashes[kind] for kind, name in targets):
+            return None
+        self.published = {kind: hashes[kind] for kind, _ in targets}  # type: ignore[misc]
+        return status.get("sentinelETag") or None
+
+    async def _check_resumed(self) -> Outcome | None:
+        assert self.resumed is not None
+        resumed = self.resumed
+        drifted = any(
+            self.target_hashes(kind, self.ref.namespace, name) != self.published.get(kind)
+            for kind, name in self._targets(resumed.spec)
+        )
+        try:
+            unchanged = await sentinel_unchanged(resumed.spec, resumed.access, resumed.etag)
+        except Exception as exc:  # noqa: BLE001
+            return self._failed(classify(exc))
+        if unchanged and not drifted and not self.failures:
+            return None
+        return await self._load()  # a change, a repair or a recovery: load everything, as usual
 
     async def _check(self) -> Outcome | None:
         """The per-interval pass: repair drift of the target, then one cheap conditional check of the store."""
@@ -314,6 +385,9 @@ class SyncLoop:
             await stopped.wait(min(left, SPEC_POLL))
 
     async def _close(self) -> None:
+        if self.resumed is not None:
+            resumed, self.resumed = self.resumed, None
+            await resumed.access.close()
         if self.loaded is not None:
             loaded, self.loaded = self.loaded, None
             await loaded.provider.close()

@@ -74,7 +74,7 @@ def test_idle_is_one_conditional_request_per_interval_and_no_kubernetes_writes(
     assert 2 <= len(records) <= window / 2 + 1, f"{len(records)} checks in {window}s at a 2s interval"
 
 
-def test_operator_restart_writes_nothing_and_rolls_nothing(
+def test_operator_restart_writes_nothing_loads_nothing_and_still_follows_the_sentinel(
     kube: Kube, store, emulator: EmulatorServer, start_operator, audit: Audit
 ) -> None:
     put(store, "message", "hello")
@@ -87,13 +87,46 @@ def test_operator_restart_writes_nothing_and_rolls_nothing(
     put(store, "message", "changed")
     put(store, "Sentinel", "2")
     wait_for(lambda: len(kube.replica_sets("web")) == 2, what="a rollout before the restart")
-    time.sleep(2)
+    etag = store.get_configuration_setting("Sentinel").etag
+    wait_for(lambda: kube.sync("web")["status"].get("sentinelETag") == etag, what="status after the change")
     first.stop()
 
     mark = audit.mark()
     emulator.request_log.clear()
     start_operator()
-    wait_for(lambda: emulator.request_log.count(route="kv") > 0, what="the restarted operator's full load")
-    time.sleep(6)  # several intervals after the reload
+    wait_for(lambda: emulator.request_log.count(route="kv-item", status=304) >= 3, what="the restarted operator's checks")
     assert audit.operator_writes(mark, kube.namespace) == []
     assert len(kube.replica_sets("web")) == 2
+    requests = emulator.request_log.records()
+    assert all(r.route == "kv-item" and r.conditional and r.status == 304 for r in requests), (
+        "status showed the targets current for an unchanged sentinel: the restart must not reload the store", requests)
+
+    put(store, "message", "after the restart")
+    put(store, "Sentinel", "3")
+    wait_for(lambda: (kube.data("web-config") or {}).get("message") == "after the restart", what="sync after restart")
+    wait_for(lambda: len(kube.replica_sets("web")) == 3, what="the rollout after the restart")
+
+
+def test_changes_made_while_the_operator_was_down_are_picked_up_after_a_restart(
+    kube: Kube, store, emulator: EmulatorServer, start_operator
+) -> None:
+    put(store, "message", "hello")
+    put(store, "Sentinel", "1")
+    kube.connection_secret(emulator.connection_string)
+    kube.app_sync("web")
+    operator = start_operator()
+    wait_for(lambda: (kube.ready("web") or {}).get("status") == "True", what="Ready")
+    operator.stop()
+
+    put(store, "message", "changed while down")
+    put(store, "Sentinel", "2")
+    operator = start_operator()
+    wait_for(lambda: kube.data("web-config") == {"message": "changed while down", "Sentinel": "2"},
+             what="a sentinel change made while the operator was down")
+    wait_for(lambda: kube.sync("web")["status"].get("sentinelETag") == store.get_configuration_setting("Sentinel").etag)
+    operator.stop()
+
+    kube.core.patch_namespaced_config_map("web-config", kube.namespace, {"data": {"message": "edited while down"}})
+    start_operator()
+    wait_for(lambda: kube.data("web-config") == {"message": "changed while down", "Sentinel": "2"},
+             what="a manual edit made while the operator was down, undone")
