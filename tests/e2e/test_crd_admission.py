@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +14,6 @@ from appconfig_sync.spec import parse_spec
 
 pytestmark = pytest.mark.cluster
 
-CLIENT_ID = "11111111-2222-3333-4444-555555555555"
 _DELETE = object()
 
 
@@ -29,34 +29,9 @@ def minimal(name: str = "web") -> dict[str, Any]:
     }
 
 
-def full(name: str = "full") -> dict[str, Any]:
-    body = minimal(name)
-    body["spec"] = {
-        "store": {
-            "endpoint": "https://example.azconfig.io",
-            "auth": {"workloadIdentity": {"clientId": CLIENT_ID}},
-            "replicaDiscovery": False,
-            "loadBalancing": True,
-        },
-        "selectors": [
-            {"keyFilter": "app:*", "labelFilter": "prod", "tagFilters": ["env=prod", "team="]},
-            {"snapshotName": "release-1"},
-        ],
-        "trimKeyPrefixes": ["app:"],
-        "refresh": {"interval": "1m30s", "sentinel": {"key": "Sentinel", "label": "prod"}},
-        "target": {
-            "configMap": {"name": "web-config", "format": "json", "fileName": "settings.json", "separator": ":"},
-            "secret": {"name": "web-secrets"},
-        },
-        "keyVault": {
-            "auth": {"managedIdentity": {}},
-            "vaults": [{"uri": "https://kv1.vault.azure.net", "auth": {"servicePrincipalSecretRef": {"name": "sp"}}}],
-            "refreshInterval": "1h",
-        },
-        "featureFlags": {"selectors": [{"keyFilter": "Beta*"}]},
-        "rollout": {"policy": "Never"},
-    }
-    return body
+def full() -> dict[str, Any]:
+    """Every field at once: examples/appconfigsync-every-field.yaml (named "full")."""
+    return yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "appconfigsync-every-field.yaml").read_text())
 
 
 def apply(cluster: Any, namespace: str, body: dict[str, Any]) -> Any:

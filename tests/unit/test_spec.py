@@ -29,6 +29,7 @@ from appconfig_sync.spec import (
 )
 
 CRD_PATH = Path(__file__).resolve().parents[2] / "crds" / "appconfigsync.yaml"
+EVERY_FIELD = Path(__file__).resolve().parents[2] / "examples" / "appconfigsync-every-field.yaml"
 CLIENT_ID = "11111111-2222-3333-4444-555555555555"
 
 
@@ -45,32 +46,9 @@ def minimal() -> dict[str, Any]:
 
 
 def full() -> dict[str, Any]:
-    body = minimal()
-    body["spec"] = {
-        "store": {
-            "endpoint": "https://example.azconfig.io",
-            "auth": {"workloadIdentity": {"clientId": CLIENT_ID}},
-            "replicaDiscovery": False,
-            "loadBalancing": True,
-        },
-        "selectors": [
-            {"keyFilter": "app:*", "labelFilter": "prod", "tagFilters": ["env=prod", "team="]},
-            {"snapshotName": "release-1"},
-        ],
-        "trimKeyPrefixes": ["app:"],
-        "refresh": {"interval": "1m30s", "sentinel": {"key": "Sentinel", "label": "prod"}},
-        "target": {
-            "configMap": {"name": "web-config", "format": "json", "fileName": "settings.json", "separator": ":"},
-            "secret": {"name": "web-secrets"},
-        },
-        "keyVault": {
-            "auth": {"managedIdentity": {}},
-            "vaults": [{"uri": "https://kv1.vault.azure.net", "auth": {"servicePrincipalSecretRef": {"name": "sp"}}}],
-            "refreshInterval": "1h",
-        },
-        "featureFlags": {"selectors": [{"keyFilter": "Beta*", "labelFilter": "prod"}]},
-        "rollout": {"policy": "Never"},
-    }
+    """Every field at once (examples/appconfigsync-every-field.yaml), under minimal()'s name and namespace."""
+    body = yaml.safe_load(EVERY_FIELD.read_text())
+    body["metadata"] = minimal()["metadata"]
     return body
 
 
