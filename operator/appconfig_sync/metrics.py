@@ -55,8 +55,11 @@ def record_pass(namespace: str, name: str, outcome: Any, started: float) -> None
     """Count one SyncLoop pass. `outcome` is a status.Outcome, or None for an idle check that found nothing."""
     now = time.time()
     if outcome is None:
+        # An idle pass is a healthy one (a failure always yields an outcome); it is also the first pass of an
+        # object resumed after a restart, which must be counted as ready too.
         SYNCS.labels(result="unchanged", reason="").inc()
         LAST_SUCCESS.labels(namespace=namespace, name=name).set(now)
+        _set_ready(namespace, name, True)
         return
     SYNC_DURATION.observe(time.monotonic() - started)
     if outcome.ready:
@@ -68,6 +71,8 @@ def record_pass(namespace: str, name: str, outcome: Any, started: float) -> None
 
 
 def _set_ready(namespace: str, name: str, ready: bool) -> None:
+    if _ready.get((namespace, name)) == ready:
+        return  # the common idle case: recounting all objects on every pass would be O(objects) each time
     _ready[namespace, name] = ready
     _refresh_objects()
 

@@ -78,3 +78,12 @@ def test_every_metric_is_documented() -> None:
     assert names, "no metrics registered"
     missing = sorted(n for n in names if f"`{n}" not in doc)
     assert not missing, f"undocumented metrics: {missing}"
+
+
+def test_an_idle_pass_counts_the_object_as_ready() -> None:
+    """After a restart an object may resume without any sync: its first pass is idle, and it is Ready."""
+    metrics.forget("ns", "resumed")
+    before = value("appconfig_sync_objects", ready="true")
+    metrics.record_pass("ns", "resumed", None, 0.0)
+    assert value("appconfig_sync_objects", ready="true") == before + 1
+    metrics.forget("ns", "resumed")
