@@ -12,9 +12,10 @@ import yaml
 
 from appconfig_sync.access import AccessError, read_secret
 from appconfig_sync.objects import DATA_HASH, MANAGED_BY, OWNER_LABEL
-from appconfig_sync.render import FEATURE_MANAGEMENT, RenderError, data_hash, render
+from appconfig_sync.render import RenderError, data_hash
 from appconfig_sync.spec import AppConfigSyncSpec, SpecError, parse_spec
 from appconfig_sync.store import SecretReferences, StoreAccess, classify, open_store
+from appconfig_sync.sync import render_targets
 
 CONNECTION_STRING_ENV = "APPCONFIG_CONNECTION_STRING"
 
@@ -54,17 +55,13 @@ async def _render(spec: AppConfigSyncSpec, access: StoreAccess, name: str) -> li
     provider = await open_store(spec, access, lambda: None, references)
     try:
         references.settle()
-        plain, secrets = references.split({k: v for k, v in provider.items() if k != FEATURE_MANAGEMENT})
-        flags = None
-        if spec.feature_flags is not None:
-            flags = list((provider.get(FEATURE_MANAGEMENT) or {}).get("feature_flags") or [])
-        data = render(plain, spec.target.config_map, flags)
-        manifests = [_manifest("ConfigMap", spec.target.config_map.name, name, data, "data")]
-        if spec.target.secret is not None:
-            secret_data = render(secrets, spec.target.secret)
-            # A dry run shows which keys the Secret would hold, never their values.
-            redacted = {k: "<redacted>" for k in secret_data}
-            manifests.append(_manifest("Secret", spec.target.secret.name, name, redacted, "stringData", data_hash(secret_data)))
+        manifests = []
+        for kind, target, data in render_targets(spec, provider, references):
+            if kind == "ConfigMap":
+                manifests.append(_manifest(kind, target.name, name, data, "data"))
+            else:  # a dry run shows which keys the Secret would hold, never their values
+                redacted = {k: "<redacted>" for k in data}
+                manifests.append(_manifest(kind, target.name, name, redacted, "stringData", data_hash(data)))
         return manifests
     finally:
         await provider.close()

@@ -43,6 +43,27 @@ SPEC_POLL = 1.0
 USER_FIXABLE = {"SecretNotFound", "TargetConflict", "InvalidKeys", "TooLarge", "InvalidStoreSettings", "InvalidSpec"}
 
 
+def feature_flags(spec: AppConfigSyncSpec, loaded: Mapping[str, Any]) -> list[Any] | None:
+    """The flags the provider loaded (under feature_management), or None when the spec asks for none."""
+    if spec.feature_flags is None:
+        return None
+    return list((loaded.get(FEATURE_MANAGEMENT) or {}).get("feature_flags") or [])
+
+
+def render_targets(
+    spec: AppConfigSyncSpec, loaded: Mapping[str, Any], references: SecretReferences
+) -> list[tuple[Kind, Target, dict[str, str]]]:
+    """Each target's data from what the provider loaded: Key Vault values to the Secret, the rest (and the
+    flags) to the ConfigMap. Raises RenderError before anything is written."""
+    plain, secrets = references.split({k: v for k, v in loaded.items() if k != FEATURE_MANAGEMENT})
+    rendered: list[tuple[Kind, Target, dict[str, str]]] = [
+        ("ConfigMap", spec.target.config_map, render(plain, spec.target.config_map, feature_flags(spec, loaded)))
+    ]
+    if spec.target.secret is not None:
+        rendered.append(("Secret", spec.target.secret, render(secrets, spec.target.secret)))
+    return rendered
+
+
 def next_delay(interval: float, outcome: Outcome, failures: int, retry_after: float | None) -> float:
     """Seconds to the next pass: the interval while all is well or the fix is the user's; otherwise a
     doubling backoff capped at 5 minutes (or the interval, if longer), never sooner than Retry-After."""
@@ -251,16 +272,9 @@ class SyncLoop:
         """
         assert self.loaded is not None
         spec, provider = self.loaded.spec, self.loaded.provider
-        plain, secrets = self.loaded.references.split({k: v for k, v in provider.items() if k != FEATURE_MANAGEMENT})
-        flags = None
-        if spec.feature_flags is not None:
-            flags = list((provider.get(FEATURE_MANAGEMENT) or {}).get("feature_flags") or [])
+        flags = feature_flags(spec, provider)
         try:
-            rendered: list[tuple[Kind, Target, dict[str, str]]] = [
-                ("ConfigMap", spec.target.config_map, render(plain, spec.target.config_map, flags))
-            ]
-            if spec.target.secret is not None:
-                rendered.append(("Secret", spec.target.secret, render(secrets, spec.target.secret)))
+            rendered = render_targets(spec, provider, self.loaded.references)
         except RenderError as exc:
             return self._failed(Failure(exc.reason, exc.message))
         digests: dict[Kind, str] = {}
